@@ -24,9 +24,11 @@ class SessionView:
     tablet_type: str = "primary"
     fingerprint_flags: int = 0  # ANSI_QUOTES, NO_BACKSLASH_ESCAPES, NO_STANDARD_CONFORMING_STRINGS
     user: str = ""
+    allow_scatter_dml: bool = True  # config can forbid UPDATE/DELETE without a vindex predicate
 
     def cache_key(self) -> tuple[Any, ...]:
-        return (self.dialect, self.keyspace, self.target, self.tablet_type, self.fingerprint_flags)
+        return (self.dialect, self.keyspace, self.target, self.tablet_type, self.fingerprint_flags,
+                self.allow_scatter_dml)
 
 
 @dataclass(frozen=True, slots=True)
