@@ -156,6 +156,60 @@ def _cmd_passwd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- plan -----------------------------------------------------------------------------------------------
+def _snapshot_for_plan(args: argparse.Namespace) -> tuple[Any, bool]:
+    from sharding.errors import InvalidValueError, VSchemaError
+    from sharding.snapshot import ClusterSnapshot
+    from sharding.vschema import parse_vschema
+
+    doc = _load_document(args.vschema)
+    try:
+        vschema = parse_vschema(doc, source=args.vschema)
+    except VSchemaError as exc:
+        raise VSchemaError(exc.message, problems=[f"{args.vschema}: {p}" for p in exc.problems]) from None
+    shards: dict[str, list[str]] = {}
+    for spec in args.shards:
+        ks, sep, names = spec.partition("=")
+        if not sep or not ks or ks not in vschema.keyspaces:
+            raise InvalidValueError(f"--shards {spec!r}: expected KEYSPACE=SHARD[,SHARD...] for a VSchema keyspace")
+        shards[ks] = [n for n in names.split(",") if n]
+    for name, ks in vschema.keyspaces.items():
+        shards.setdefault(name, ["-"] if ks.sharded else ["0"])
+    return ClusterSnapshot.build(1, vschema, shards), bool(args.shards)
+
+
+def _plan_one(planner: Any, sql: str, session: Any, snapshot: Any, with_shards: bool) -> dict[str, Any]:
+    from router.planner.explain import explain
+
+    bound = planner.plan(sql, session, snapshot)
+    return explain(bound, snapshot if with_shards else None, dialect=session.dialect)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from router.planner import Planner, SessionView
+    from sharding.errors import ShardgateError
+
+    snapshot, with_shards = _snapshot_for_plan(args)
+    session = SessionView(dialect=args.dialect, keyspace=args.keyspace)
+    planner = Planner()
+    if args.sql != "-":
+        print(json.dumps(_plan_one(planner, args.sql, session, snapshot, with_shards), indent=2, default=str))
+        return EXIT_OK
+    failed = False
+    for line in sys.stdin:  # one statement per line, one JSON line each; errors go on their line
+        sql = line.strip()
+        if not sql:
+            continue
+        try:
+            out: dict[str, Any] = _plan_one(planner, sql, session, snapshot, with_shards)
+        except ShardgateError as exc:
+            out = {"error": exc.client_message(), "Original": sql}
+            failed = True
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        sys.stdout.flush()
+    return EXIT_INVALID if failed else EXIT_OK
+
+
 # --- demo -------------------------------------------------------------------------------------------------
 def _cmd_demo(args: argparse.Namespace) -> int:
     from shardgate.demo import run_demo
@@ -190,6 +244,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", action="append", default=[], help="role to grant, e.g. admin (repeatable)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
     p.set_defaults(func=_cmd_passwd)
+
+    p = sub.add_parser("plan", help="print the routing plan of SQL against a VSchema (no server needed)")
+    p.add_argument("--vschema", required=True, metavar="FILE", help="Vitess VSchema (JSON or YAML)")
+    p.add_argument("--dialect", choices=("mysql", "postgres"), default="mysql")
+    p.add_argument("--keyspace", default=None, help="the session's current keyspace")
+    p.add_argument("--shards", action="append", default=[], metavar="KS=LIST",
+                   help="shards of a keyspace, e.g. --shards=customer=-80,80- (repeatable); adds target Shards")
+    p.add_argument("sql", metavar="SQL", help="the statement, or - to read one statement per line from stdin")
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("demo", help="start a local sharded cluster and show how rows route")
     p.add_argument("--tour-only", action="store_true", help="run the tour and exit")

@@ -67,8 +67,12 @@ def build_plan(sql: str, normalized: str, values: Sequence[Any], session: Sessio
         return plan_dml(tree, ctx)
     elif isinstance(tree, DDL_NODES):
         return plan_ddl(tree, ctx)
-    else:
+    elif isinstance(tree, (exp.Query, exp.DDL, exp.DML, exp.Set, exp.Use, exp.Show, exp.Transaction,
+                           exp.Commit, exp.Rollback, exp.Describe, exp.Grant)):
         raise UnsupportedError(f"unsupported statement: {tree.key.upper()}")
+    else:  # a bare expression (``SELEC x`` reads as an alias): not a statement at all
+        first = sql.split(None, 1)[0] if sql.split() else sql
+        raise SyntaxError_(f"syntax error at position 1 near '{first[:40]}'", position=1)
     return Plan(root, kind, tables=tables, guards=tuple(ctx.guards), warnings=tuple(ctx.warnings),
                 passthrough=getattr(root, "passthrough", False))
 

@@ -1,0 +1,131 @@
+"""From a route's routing parameters and one execution's values to the shards it runs on. Pure.
+
+Functional vindexes (hash, xxhash, numeric, …) map values to keyspace ids here, synchronously, on the hot path.
+Lookup vindexes need their lookup table read first; ``resolve_route`` says so with ``NeedsLookup`` and the engine
+does the read (``VindexLookup``), then calls ``shards_for_destinations``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from router.planner.plan import Opcode, RoutingParams
+from router.planner.values import evaluate
+from sharding.destination import ALL_SHARDS, NO_SHARD, Destination, KeyRangeDest
+from sharding.errors import RoutingError
+from sharding.keyrange import KeyRange
+from sharding.snapshot import ClusterSnapshot, Shard
+from sharding.vindexes.base import Lookup, MultiColumn, Prefixable, Sequential, SingleColumn
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRoute:
+    """The shards a route runs on. ``values`` (IN routes) gives each shard the values that map to it, in the
+    order of ``shards``; ``any_one`` means any single shard will do (reference tables)."""
+
+    shards: tuple[Shard, ...]
+    values: tuple[tuple[Any, ...], ...] | None = None
+    any_one: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsLookup:
+    """The route's vindex is a lookup vindex: read ``vindex``'s table for ``values`` first."""
+
+    vindex: Lookup
+    values: tuple[Any, ...]
+
+
+_binary_vindex: SingleColumn | None = None
+
+
+def _vindex(snapshot: ClusterSnapshot, routing: RoutingParams) -> Any:
+    ks = snapshot.vschema.keyspaces.get(routing.keyspace.name)
+    vindex = ks.vindexes.get(routing.vindex or "") if ks is not None else None
+    if vindex is None and routing.vindex == "binary":  # pinned tables route by their fixed keyspace id
+        global _binary_vindex
+        if _binary_vindex is None:
+            from sharding.vindexes import registry
+
+            _binary_vindex = registry.create("binary", "binary", {})[0]  # type: ignore[assignment]
+        vindex = _binary_vindex
+    if vindex is None:
+        raise RoutingError(f"vindex {routing.vindex} not found in keyspace {routing.keyspace.name}")
+    return vindex
+
+
+def _target_shards(snapshot: ClusterSnapshot, keyspace: str, target: str) -> list[Shard]:
+    shards = snapshot.shards(keyspace)
+    named = [s for s in shards if s.name == target]
+    if named:
+        return named
+    if target in ("", "-", "0"):
+        return list(shards)
+    try:
+        kr = KeyRange.parse(target)
+    except Exception:
+        raise RoutingError(f"keyspace {keyspace} has no shard or key range {target!r}") from None
+    return snapshot.resolve(keyspace, KeyRangeDest(kr))
+
+
+def resolve_route(routing: RoutingParams, binds: Sequence[Any], snapshot: ClusterSnapshot,
+                  env: dict[str, Any] | None = None) -> ResolvedRoute | NeedsLookup:
+    op = routing.opcode
+    ks = routing.keyspace.name
+    if op is Opcode.None_:
+        return ResolvedRoute(())
+    if op in (Opcode.Unsharded, Opcode.Next, Opcode.DBA):
+        return ResolvedRoute((snapshot.shards(ks)[0],))
+    if op is Opcode.Reference:
+        return ResolvedRoute(tuple(snapshot.shards(ks)), any_one=True)
+    if op is Opcode.Scatter:
+        return ResolvedRoute(tuple(snapshot.shards(ks)))
+    if op is Opcode.ByDestination:
+        return ResolvedRoute(tuple(_target_shards(snapshot, ks, routing.target or "-")))
+    vindex = _vindex(snapshot, routing)
+    values = [evaluate(v, binds, env) for v in routing.values]
+    if op in (Opcode.EqualUnique, Opcode.Equal):
+        if isinstance(vindex, MultiColumn):
+            dest = vindex.map_rows([values])[0]
+            return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
+        if isinstance(vindex, Lookup):
+            return NeedsLookup(vindex, (values[0],))
+        if isinstance(vindex, Prefixable) and op is Opcode.Equal:
+            # A unique prefixable vindex (cfc) routes equality as EqualUnique; Equal on it comes from LIKE 'p%'.
+            vindex = vindex.prefix_vindex()
+        dest = vindex.map([values[0]])[0]
+        return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
+    if op in (Opcode.IN, Opcode.MultiEqual):
+        items = values[0] if isinstance(values[0], tuple) else (values[0],)
+        if isinstance(vindex, Lookup):
+            return NeedsLookup(vindex, tuple(items))
+        dests = vindex.map(list(items))
+        return group_by_shard(snapshot, ks, items, dests, keep_values=op is Opcode.IN)
+    if op is Opcode.SubShard:
+        dest = vindex.map_rows([values])[0] if isinstance(vindex, MultiColumn) else ALL_SHARDS
+        return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
+    if op is Opcode.Between:
+        low, high = values[0] if isinstance(values[0], tuple) else (values[0], values[0])
+        dest = vindex.range_map(low, high) if isinstance(vindex, Sequential) else ALL_SHARDS
+        return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
+    raise RoutingError(f"cannot resolve a {op.value} route")
+
+
+def group_by_shard(snapshot: ClusterSnapshot, keyspace: str, items: Sequence[Any], dests: Sequence[Destination],
+                   keep_values: bool) -> ResolvedRoute:
+    """Shards of several values in key order, each with the values that map to it."""
+    order: dict[str, int] = {s.name: i for i, s in enumerate(snapshot.shards(keyspace))}
+    per_shard: dict[str, tuple[Shard, list[Any]]] = {}
+    for item, dest in zip(items, dests, strict=True):
+        if dest is NO_SHARD:
+            continue
+        for shard in snapshot.resolve(keyspace, dest):
+            entry = per_shard.setdefault(shard.name, (shard, []))
+            if item not in entry[1]:
+                entry[1].append(item)
+    names = sorted(per_shard, key=order.__getitem__)
+    shards = tuple(per_shard[n][0] for n in names)
+    if not keep_values:
+        return ResolvedRoute(shards)
+    return ResolvedRoute(shards, tuple(tuple(per_shard[n][1]) for n in names))
