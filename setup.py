@@ -84,7 +84,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["router*", "sharding*", "replication*", "cython_ext*", "shardgate*",
                                     "operator_manifests*"]),
-    package_data={"cython_ext": ["*.pyx", "*.pxd", "*.pyi", "py.typed", "data/*"], "shardgate.demo": ["*.json", "*.sql"]},
+    package_data={
+        "cython_ext": ["*.pyx", "*.pxd", "*.pyi", "py.typed", "data/*"],
+        "shardgate.demo": ["*.json", "*.sql"],
+    },
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
     install_requires=[
