@@ -9,8 +9,7 @@ recognised before any of that by ``router.planner.special``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cython_ext
 from cython_ext.fpvalues import FingerprintError
@@ -18,6 +17,7 @@ from router.planner.bind import bind_values
 from router.planner.cache import PlanCache
 from router.planner.context import PlanContext, SessionView
 from router.planner.plan import Plan
+from router.planner.special import parse_special
 from sharding.errors import SyntaxError_, UnsupportedError
 from sharding.snapshot import ClusterSnapshot
 
@@ -28,9 +28,10 @@ _DIALECT_FLAG = {"mysql": _fp.MYSQL, "postgres": _fp.POSTGRES}
 _UNCACHED_KINDS = frozenset({"ddl"})
 
 
-@dataclass(frozen=True, slots=True)
-class BoundPlan:
-    """A plan with the values of one execution. ``sql`` is the client's own text (for passthrough routes)."""
+class BoundPlan(NamedTuple):
+    """A plan with the values of one execution. ``sql`` is the client's own text (for passthrough routes).
+
+    A NamedTuple: one is made per query, and a frozen dataclass costs ~1 µs more to build."""
 
     plan: Plan
     binds: list[Any]
@@ -85,8 +86,6 @@ class Planner:
 
     def plan(self, sql: str, session: SessionView, snapshot: ClusterSnapshot,
              params: Sequence[Any] | Mapping[str, Any] | None = None) -> BoundPlan:
-        from router.planner.special import parse_special
-
         special = parse_special(sql, session.dialect)
         if special is not None:
             from router.planner.session_plan import plan_special

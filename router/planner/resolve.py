@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from router.planner.plan import Opcode, RoutingParams
 from router.planner.values import evaluate
-from sharding.destination import ALL_SHARDS, NO_SHARD, Destination, KeyRangeDest
+from sharding.destination import ALL_SHARDS, NO_SHARD, Destination, KeyRangeDest, KeyspaceId
 from sharding.errors import RoutingError
 from sharding.keyrange import KeyRange
 from sharding.snapshot import ClusterSnapshot, Shard
-from sharding.vindexes.base import Lookup, MultiColumn, Prefixable, Sequential, SingleColumn
+from sharding.vindexes.base import FunctionalVindex, Lookup, MultiColumn, Prefixable, Sequential, SingleColumn
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedRoute:
+class ResolvedRoute(NamedTuple):
     """The shards a route runs on. ``values`` (IN routes) gives each shard the values that map to it, in the
-    order of ``shards``; ``any_one`` means any single shard will do (reference tables)."""
+    order of ``shards``; ``any_one`` means any single shard will do (reference tables). Made per query, so a
+    NamedTuple (cheaper to build than a frozen dataclass)."""
 
     shards: tuple[Shard, ...]
     values: tuple[tuple[Any, ...], ...] | None = None
@@ -38,6 +38,29 @@ class NeedsLookup:
 
 
 _binary_vindex: SingleColumn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Caps:
+    functional: bool  # computes one keyspace id from one value: the fast path
+    multi: bool
+    lookup: bool
+    prefixable: bool
+    sequential: bool
+
+
+_caps_by_type: dict[type, _Caps] = {}
+
+
+def _caps(vindex: Any) -> _Caps:
+    """A vindex class's capabilities, checked once per class: runtime Protocol checks cost ~10 µs each."""
+    cls = type(vindex)
+    caps = _caps_by_type.get(cls)
+    if caps is None:
+        caps = _Caps(isinstance(vindex, FunctionalVindex), isinstance(vindex, MultiColumn),
+                     isinstance(vindex, Lookup), isinstance(vindex, Prefixable), isinstance(vindex, Sequential))
+        _caps_by_type[cls] = caps
+    return caps
 
 
 def _vindex(snapshot: ClusterSnapshot, routing: RoutingParams) -> Any:
@@ -84,30 +107,35 @@ def resolve_route(routing: RoutingParams, binds: Sequence[Any], snapshot: Cluste
     if op is Opcode.ByDestination:
         return ResolvedRoute(tuple(_target_shards(snapshot, ks, routing.target or "-")))
     vindex = _vindex(snapshot, routing)
+    caps = _caps(vindex)
+    if op is Opcode.EqualUnique and caps.functional and not caps.prefixable:
+        # The hot path (a point query): one keyspace id, one shard lookup, no destination objects.
+        ksid = vindex.ksid(evaluate(routing.values[0], binds, env))
+        return ResolvedRoute(() if ksid is None else (snapshot.keyspaces[ks].shard_for_ksid(ksid),))
     values = [evaluate(v, binds, env) for v in routing.values]
     if op in (Opcode.EqualUnique, Opcode.Equal):
-        if isinstance(vindex, MultiColumn):
+        if caps.multi:
             dest = vindex.map_rows([values])[0]
             return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
-        if isinstance(vindex, Lookup):
+        if caps.lookup:
             return NeedsLookup(vindex, (values[0],))
-        if isinstance(vindex, Prefixable) and op is Opcode.Equal:
+        if caps.prefixable and op is Opcode.Equal:
             # A unique prefixable vindex (cfc) routes equality as EqualUnique; Equal on it comes from LIKE 'p%'.
             vindex = vindex.prefix_vindex()
         dest = vindex.map([values[0]])[0]
         return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
     if op in (Opcode.IN, Opcode.MultiEqual):
         items = values[0] if isinstance(values[0], tuple) else (values[0],)
-        if isinstance(vindex, Lookup):
+        if caps.lookup:
             return NeedsLookup(vindex, tuple(items))
         dests = vindex.map(list(items))
         return group_by_shard(snapshot, ks, items, dests, keep_values=op is Opcode.IN)
     if op is Opcode.SubShard:
-        dest = vindex.map_rows([values])[0] if isinstance(vindex, MultiColumn) else ALL_SHARDS
+        dest = vindex.map_rows([values])[0] if caps.multi else ALL_SHARDS
         return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
     if op is Opcode.Between:
         low, high = values[0] if isinstance(values[0], tuple) else (values[0], values[0])
-        dest = vindex.range_map(low, high) if isinstance(vindex, Sequential) else ALL_SHARDS
+        dest = vindex.range_map(low, high) if caps.sequential else ALL_SHARDS
         return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
     raise RoutingError(f"cannot resolve a {op.value} route")
 
@@ -115,12 +143,14 @@ def resolve_route(routing: RoutingParams, binds: Sequence[Any], snapshot: Cluste
 def group_by_shard(snapshot: ClusterSnapshot, keyspace: str, items: Sequence[Any], dests: Sequence[Destination],
                    keep_values: bool) -> ResolvedRoute:
     """Shards of several values in key order, each with the values that map to it."""
-    order: dict[str, int] = {s.name: i for i, s in enumerate(snapshot.shards(keyspace))}
+    kss = snapshot.keyspaces[keyspace]
+    order: dict[str, int] = {s.name: i for i, s in enumerate(kss.shards)}
     per_shard: dict[str, tuple[Shard, list[Any]]] = {}
     for item, dest in zip(items, dests, strict=True):
         if dest is NO_SHARD:
             continue
-        for shard in snapshot.resolve(keyspace, dest):
+        targets = (kss.shard_for_ksid(dest.ksid),) if type(dest) is KeyspaceId else kss.resolve(dest)
+        for shard in targets:
             entry = per_shard.setdefault(shard.name, (shard, []))
             if item not in entry[1]:
                 entry[1].append(item)
