@@ -90,7 +90,12 @@ class Planner:
         if special is not None:
             from router.planner.session_plan import plan_special
 
-            return BoundPlan(plan_special(special, session.keyspace, snapshot.vschema), [], sql, "")
+            def plan_inner(inner_sql: str) -> Plan:  # VEXPLAIN's statement, same session and snapshot
+                return self.plan(inner_sql, session, snapshot, params).plan
+
+            # Placeholders in our own statements (``SELECT NEXT ? VALUES``) are positional client parameters.
+            binds = list(params) if isinstance(params, Sequence) and not isinstance(params, str) else []
+            return BoundPlan(plan_special(special, session.keyspace, snapshot, plan_inner=plan_inner), binds, sql, "")
         normalized, values = _fingerprint(sql, session)
         key = (session.cache_key(), snapshot.version, normalized)
         plan = self.cache.get(key)
