@@ -139,6 +139,21 @@ class UnknownKeyspaceError(ShardgateError):
     mysql_errno, mysql_sqlstate, pg_sqlstate = 1049, "42000", "3D000"  # ER_BAD_DB_ERROR / invalid_catalog_name
 
 
+class NoKeyspaceSelectedError(UnknownKeyspaceError):
+    """A statement needs a current keyspace and the session has none (MySQL "No database selected")."""
+
+    id = "SG2009"
+    mysql_errno, mysql_sqlstate, pg_sqlstate = 1046, "3D000", "3D000"
+
+
+class AlreadyExistsError(ShardgateError):
+    """The object to create exists already (a VSchema table, vindex or sequence)."""
+
+    id = "SG2010"
+    category = Category.ALREADY_EXISTS
+    mysql_errno, mysql_sqlstate, pg_sqlstate = 1050, "42S01", "42710"  # duplicate_object
+
+
 class AmbiguousError(ShardgateError):
     id = "SG2006"
     category = Category.INVALID_ARGUMENT
