@@ -46,6 +46,8 @@ demo: build
 bench: build
 	$(BIN)/python bench/hashing.py
 	$(BIN)/python bench/fingerprint.py
+	$(BIN)/python bench/planner.py
+	$(BIN)/python bench/backend.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
