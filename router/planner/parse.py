@@ -68,6 +68,10 @@ def parse_statement(normalized: str, dialect_name: str, original: str | None = N
     if len(trees) > 1:
         raise UnsupportedError("several statements in one: send them one by one or as a multi-statement query")
     tree = trees[0]
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "REPLACE":
+        from router.planner.dml import parse_replace  # sqlglot reads MySQL REPLACE as a Command
+
+        tree = parse_replace(normalized, dialect_name) or tree
     if isinstance(tree, exp.Command):
         words = " ".join(tree.sql(dialect=dialect(dialect_name)).split()[:2]).upper()
         raise UnsupportedError(f"unsupported statement: {words}")
