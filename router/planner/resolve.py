@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from router.planner.plan import Opcode, RoutingParams
+from router.planner.routing import multicolumn_rows
 from router.planner.values import evaluate
 from sharding.destination import ALL_SHARDS, NO_SHARD, Destination, KeyRangeDest, KeyspaceId
 from sharding.errors import RoutingError
@@ -113,10 +114,17 @@ def resolve_route(routing: RoutingParams, binds: Sequence[Any], snapshot: Cluste
         ksid = vindex.ksid(evaluate(routing.values[0], binds, env))
         return ResolvedRoute(() if ksid is None else (snapshot.keyspaces[ks].shard_for_ksid(ksid),))
     values = [evaluate(v, binds, env) for v in routing.values]
+    if caps.multi:
+        # One value (or list) per leading vindex column: the rows they make, each a keyspace id or a key range.
+        # The query goes unchanged to every shard reached (no per-shard narrowing for multi-column lists).
+        kss = snapshot.keyspaces[ks]
+        hit: dict[str, Shard] = {}
+        for dest in vindex.map_rows(multicolumn_rows(op, values)):
+            for shard in kss.resolve(dest):
+                hit.setdefault(shard.name, shard)
+        order = {s.name: i for i, s in enumerate(kss.shards)}
+        return ResolvedRoute(tuple(sorted(hit.values(), key=lambda s: order[s.name])))
     if op in (Opcode.EqualUnique, Opcode.Equal):
-        if caps.multi:
-            dest = vindex.map_rows([values])[0]
-            return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
         if caps.lookup:
             return NeedsLookup(vindex, (values[0],))
         if caps.prefixable and op is Opcode.Equal:
@@ -130,9 +138,8 @@ def resolve_route(routing: RoutingParams, binds: Sequence[Any], snapshot: Cluste
             return NeedsLookup(vindex, tuple(items))
         dests = vindex.map(list(items))
         return group_by_shard(snapshot, ks, items, dests, keep_values=op is Opcode.IN)
-    if op is Opcode.SubShard:
-        dest = vindex.map_rows([values])[0] if caps.multi else ALL_SHARDS
-        return ResolvedRoute(tuple(snapshot.resolve(ks, dest)))
+    if op is Opcode.SubShard:  # only multi-column vindexes make SubShard routes
+        return ResolvedRoute(tuple(snapshot.resolve(ks, ALL_SHARDS)))
     if op is Opcode.Between:
         low, high = values[0] if isinstance(values[0], tuple) else (values[0], values[0])
         dest = vindex.range_map(low, high) if caps.sequential else ALL_SHARDS

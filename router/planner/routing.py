@@ -1,15 +1,32 @@
 """Routing: from a table and its predicates to an opcode, a vindex and value expressions.
 
-This follows Vitess's ``operators/sharded_routing.go``: each predicate that pins a vindex column opens an option
-(``col = v`` → EqualUnique/Equal, ``col IN (…)`` → IN, ``(a, b) IN ((…), (…))`` → MultiEqual, a prefix of a
-multi-column vindex → SubShard, ``BETWEEN`` on an order-keeping vindex → Between, ``LIKE 'p%'`` on a prefixable
-vindex → Equal), and the cheapest option wins: first by opcode, then unique before non-unique, then by vindex
-cost. Predicates that cannot be proven about (expressions, columns of unknown tables) simply open no option; the
-route stays wider, never wrong.
+This follows Vitess's ``operators/sharded_routing.go``. The predicates are first rewritten
+(``router.planner.rewrite``: constants folded, NOT pushed down, ORs distributed, ``a = 1 OR a = 2`` as an IN).
+Then each ANDed predicate that pins vindex columns opens an *option*:
+
+- ``col = v`` → EqualUnique (unique vindex) or Equal; ``col IN (…)`` / ``col IN ::list`` → IN;
+  ``(a, b) IN ((…), (…))`` → MultiEqual on each column that has a vindex; ``col IS NULL`` → Equal(NULL)
+  (not for lookup vindexes); ``BETWEEN`` on an order-keeping vindex → Between; ``LIKE 'p%'`` on a prefixable
+  vindex → Equal through its prefix vindex;
+- a multi-column vindex collects its columns from several predicates; when all are pinned its opcode is the
+  widest of theirs (``a = 1 AND b IN (2, 3)`` → IN with values ``[1, (2, 3)]``); a leading prefix of a vindex that
+  maps prefixes (``partial_vindex()``) opens a SubShard option (or IN/MultiEqual for lists);
+- a value may also come through a column equality: ``t.id = t.col AND t.col = 5`` pins ``id`` to 5.
+
+The cheapest option wins: by opcode (Vitess's order: EqualUnique < Equal < IN < MultiEqual < … < SubShard <
+Between), then a unique vindex before a non-unique one, then by vindex cost; on a tie the later option wins, as in
+Vitess. Lookup vindexes that are still being backfilled (``write_only``) never route.
+
+A WHERE that is provably empty routes nowhere (None): a constant FALSE, a comparison with a NULL literal, ``NOT
+IN (…, NULL, …)``, or ``id = 1 AND id = 2`` on a vindex column (this one with a ``NumbersDiffer`` guard: the plan
+is reused only for values that still differ). Predicates that cannot be proven about (expressions, columns of
+unknown tables) simply open no option: the route stays wider, never wrong.
 """
 from __future__ import annotations
 
 import decimal
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +34,18 @@ from sqlglot import exp
 
 from router.planner.context import NumbersDiffer, PlanContext
 from router.planner.plan import KeyspaceRef, Opcode, RoutingParams
+from router.planner.rewrite import extract_in_from_or, prepare_predicates, unparen
 from router.planner.semantics import TableRef, column_name, column_owner
 from router.planner.values import Arg, Const, TupleExpr, ValueExpr
 from sharding.vindexes.base import Lookup, MultiColumn, Prefixable, Sequential
 from sharding.vschema_model import ColumnVindex, Keyspace
 
-# Vitess engine.Opcode order: the lower, the cheaper (Between, newest, last).
+__all__ = ["TableRoute", "VindexOption", "multicolumn_rows", "plan_time_value", "route_table", "route_tableless",
+           "split_and", "to_value"]
+
+OwnerOf = Callable[[exp.Column], "TableRef | None"]
+
+# Vitess engine.Opcode order: the lower, the cheaper (SubShard and Between, added last, rank last).
 _RANK = {
     Opcode.Unsharded: 0, Opcode.EqualUnique: 1, Opcode.Equal: 2, Opcode.IN: 3, Opcode.MultiEqual: 4,
     Opcode.Scatter: 5, Opcode.Next: 6, Opcode.DBA: 7, Opcode.Reference: 8, Opcode.None_: 9,
@@ -32,7 +55,10 @@ _RANK = {
 
 # --- values -------------------------------------------------------------------------------------------------
 def to_value(node: exp.Expression, ctx: PlanContext | None = None) -> ValueExpr | None:
-    """The value expression of a node that is a value (placeholder, literal, NULL, tuple of values), else None."""
+    """The value expression of a node that is a value (placeholder, literal, NULL, tuple of values), else None.
+
+    Hex literals (``0x04``, ``x'04'``) are not values here: MySQL reads them as a number or as bytes depending on
+    what they are compared with, so they cannot pick a shard before that is known."""
     if isinstance(node, exp.Placeholder):
         name = node.name
         if name.startswith("v") and name[1:].isdigit():
@@ -89,6 +115,19 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, decimal.Decimal)) and not isinstance(v, bool)
 
 
+def multicolumn_rows(opcode: Opcode, values: list[Any] | tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows (one value per leading vindex column) a multi-column vindex maps, from a route's evaluated values:
+    IN gives each column one value or a list (every combination is a row), MultiEqual gives each column the list of
+    its values in the rows of a tuple IN (rows zipped), the Equal opcodes and SubShard one row. Fewer values than
+    vindex columns make prefix rows (a partial vindex: key ranges)."""
+    if opcode is Opcode.MultiEqual:
+        columns = [v if isinstance(v, tuple) else (v,) for v in values]
+        return list(zip(*columns, strict=True))
+    if opcode is Opcode.IN:
+        return list(itertools.product(*(v if isinstance(v, tuple) else (v,) for v in values)))
+    return [tuple(values)]
+
+
 def split_and(expr: exp.Expression | None) -> list[exp.Expression]:
     if expr is None:
         return []
@@ -101,26 +140,34 @@ def split_and(expr: exp.Expression | None) -> list[exp.Expression]:
     return [expr]
 
 
-def _split_or(expr: exp.Expression) -> list[exp.Expression]:
-    while isinstance(expr, exp.Paren):
-        expr = expr.this
-    if isinstance(expr, exp.Or):
-        return _split_or(expr.this) + _split_or(expr.expression)
-    return [expr]
-
-
 # --- options ------------------------------------------------------------------------------------------------
 @dataclass
 class VindexOption:
+    """One way to route a table: a vindex (or a prefix of a multi-column one), its opcode and values (one per
+    vindex column for multi-column vindexes, else one). ``predicate`` is the predicate of the original statement
+    it came from, when there is exactly one (None when it came from a rewrite)."""
+
     opcode: Opcode
     column_vindex: ColumnVindex
     values: tuple[ValueExpr, ...]
     predicate: exp.Expression | None = None
     vindex_name: str = ""
+    unique: bool = True
+    ready: bool = True
+    cols_seen: dict[str, int] = field(default_factory=dict)
+    slots: list[ValueExpr | None] = field(default_factory=list)
 
     def cost(self) -> tuple[int, int, int]:
-        v = self.column_vindex.vindex
-        return (_RANK[self.opcode], 0 if v.is_unique else 1, v.cost)
+        return (_RANK[self.opcode], 0 if self.unique else 1, self.column_vindex.vindex.cost)
+
+
+def _cheaper(a: VindexOption, b: VindexOption) -> bool:
+    """Whether ``a`` is at least as cheap as ``b`` (Vitess ``less``: ties go to ``a``, the later option)."""
+    if a.opcode is not b.opcode:
+        return _RANK[a.opcode] < _RANK[b.opcode]
+    if a.unique == b.unique:
+        return a.column_vindex.vindex.cost <= b.column_vindex.vindex.cost
+    return a.unique
 
 
 @dataclass
@@ -149,48 +196,137 @@ class TableRoute:
         )
 
 
-def _equal_opcode(cv: ColumnVindex) -> Opcode:
-    return Opcode.EqualUnique if cv.vindex.is_unique else Opcode.Equal
+@dataclass
+class _Candidate:
+    """A column vindex of the table, or a leading prefix of a multi-column one (Vitess adds those as "partial"
+    column vindexes), with the options predicates opened on it."""
+
+    cv: ColumnVindex
+    columns: tuple[str, ...]  # lower-cased
+    partial: bool = False
+    options: list[VindexOption] = field(default_factory=list)
+
+    @property
+    def multi(self) -> bool:
+        return isinstance(self.cv.vindex, MultiColumn)
+
+    @property
+    def unique(self) -> bool:
+        return self.cv.vindex.is_unique and not self.partial
+
+    def equal_opcode(self) -> Opcode:
+        if self.partial:
+            return Opcode.SubShard
+        return Opcode.EqualUnique if self.cv.vindex.is_unique else Opcode.Equal
+
+
+def _is_backfilling(cv: ColumnVindex) -> bool:
+    lookup = getattr(cv.vindex, "lookup", None) if isinstance(cv.vindex, Lookup) else None
+    return bool(getattr(lookup, "write_only", False))
+
+
+def _candidates(ref: TableRef) -> list[_Candidate]:
+    table = ref.table
+    if table is None:
+        return []
+    out = [_Candidate(cv, tuple(c.lower() for c in cv.columns)) for cv in table.column_vindexes
+           if not _is_backfilling(cv)]
+    partials = []
+    for cand in out:
+        vindex = cand.cv.vindex
+        if isinstance(vindex, MultiColumn) and vindex.partial_vindex():
+            for n in range(len(cand.columns) - 1, 0, -1):
+                partials.append(_Candidate(cand.cv, cand.columns[:n], partial=True))
+    return out + partials
+
+
+class _Equalities:
+    """Columns known equal (``a.x = a.y``) and the values their classes are pinned to (``a.y = 5``)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[tuple[int, str], tuple[int, str]] = {}
+        self.values: dict[tuple[int, str], list[ValueExpr]] = {}
+
+    def find(self, key: tuple[int, str]) -> tuple[int, str]:
+        while self.parent.get(key, key) != key:
+            key = self.parent[key]
+        return key
+
+    def union(self, a: tuple[int, str], b: tuple[int, str]) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+            self.values.setdefault(ra, []).extend(self.values.pop(rb, []))
+
+    def add_value(self, key: tuple[int, str], value: ValueExpr) -> None:
+        self.values.setdefault(self.find(key), []).append(value)
+
+    def value_of(self, key: tuple[int, str]) -> ValueExpr | None:
+        vals = self.values.get(self.find(key))
+        return vals[0] if vals else None
 
 
 class _Collector:
-    """Collects vindex options for one table from its predicates."""
+    """Collects vindex options for one table from its (rewritten, ANDed) predicates."""
 
-    def __init__(self, ref: TableRef, scope: list[TableRef], ctx: PlanContext) -> None:
+    def __init__(self, ref: TableRef, scope: list[TableRef], ctx: PlanContext,
+                 originals: frozenset[int] = frozenset(), owner_of: OwnerOf | None = None) -> None:
         self.ref = ref
+        self.owner_of = owner_of
         self.scope = scope
         self.ctx = ctx
-        self.options: list[VindexOption] = []
+        self.originals = originals  # ids of predicate nodes that belong to the statement's own tree
+        self.candidates = _candidates(ref)
         self.none_reason: str | None = None
-        # multi-column vindexes: per column vindex, column index -> value
-        self.partial: dict[str, dict[int, ValueExpr]] = {}
-        self.equalities: dict[str, list[ValueExpr]] = {}  # column -> equality values seen (for id=1 AND id=2)
+        self.equalities: dict[str, list[ValueExpr]] = {}  # column -> equality values seen (id=1 AND id=2)
+        self.columns = _Equalities()
 
-    def _own_column(self, node: exp.Expression) -> str | None:
+    # --- columns ------------------------------------------------------------------------------------------
+    def _column_key(self, node: exp.Expression) -> tuple[int, str] | None:
+        node = unparen(node)
         if not isinstance(node, exp.Column):
             return None
-        owner = column_owner(node, self.scope, self.ctx.session.dialect)
-        if owner is not self.ref:
+        if self.owner_of is not None:
+            owner = self.owner_of(node)
+        else:
+            owner = column_owner(node, self.scope, self.ctx.session.dialect)
+        if owner is None:
             return None
-        return column_name(node, self.ctx.session.dialect).lower()
+        return id(owner), column_name(node, self.ctx.session.dialect).lower()
 
-    def _vindexes_on(self, col: str) -> list[tuple[ColumnVindex, int]]:
-        table = self.ref.table
-        if table is None:
-            return []
-        out = []
-        for cv in table.column_vindexes:
-            for i, c in enumerate(cv.columns):
-                if c.lower() == col:
-                    out.append((cv, i))
-        return out
+    def _own_column(self, node: exp.Expression) -> str | None:
+        key = self._column_key(node)
+        if key is None or key[0] != id(self.ref):
+            return None
+        return key[1]
 
+    def _has_vindex(self, col: str) -> bool:
+        return any(col in cand.columns for cand in self.candidates)
+
+    def learn(self, preds: list[exp.Expression]) -> None:
+        """Record column equalities and the values they pin, before any option is opened."""
+        for pred in preds:
+            if not isinstance(pred, exp.EQ):
+                continue
+            a, b = self._column_key(pred.this), self._column_key(pred.expression)
+            if a is not None and b is not None:
+                self.columns.union(a, b)
+            elif a is not None or b is not None:
+                value = to_value(pred.expression if a is not None else pred.this, self.ctx)
+                if value is not None and not isinstance(value, TupleExpr):
+                    self.columns.add_value(a or b, value)  # type: ignore[arg-type]
+
+    # --- predicates ---------------------------------------------------------------------------------------
     def add(self, pred: exp.Expression) -> None:
-        while isinstance(pred, exp.Paren):
-            pred = pred.this
-        if isinstance(pred, exp.Boolean) and not pred.this:
-            self.none_reason = "WHERE is always false"
-        elif isinstance(pred, exp.EQ):
+        pred = unparen(pred)
+        if isinstance(pred, exp.Boolean):
+            if not pred.this:
+                self.none_reason = "WHERE is always false"
+            return
+        if _compares_with_null(pred):
+            self.none_reason = "a comparison with NULL matches no row"
+            return
+        if isinstance(pred, exp.EQ):
             self._equal(pred)
         elif isinstance(pred, exp.In):
             self._in(pred)
@@ -201,85 +337,107 @@ class _Collector:
         elif isinstance(pred, exp.Like):
             self._like(pred)
 
+    def _source(self, pred: exp.Expression) -> exp.Expression | None:
+        return pred if id(pred) in self.originals else None
+
     def _equal(self, pred: exp.EQ) -> None:
-        left, right = pred.this, pred.expression
-        col = self._own_column(left)
-        value_node = right
-        if col is None:
-            col = self._own_column(right)
-            value_node = left
-        if col is None:
-            self._constant_comparison(left, right)
-            return
-        value = to_value(value_node, self.ctx)
-        if value is None or isinstance(value, TupleExpr):
-            return
-        if isinstance(value, Const) and value.value is None:
-            self.none_reason = f"{col} = NULL matches no row"
-            return
+        """``col = value`` (either side), or ``col = other_col`` when the other column's class is pinned to a
+        value (Vitess ``GetExprAndEqualities``)."""
+        left, right = unparen(pred.this), unparen(pred.expression)
+        for col_node, value_node in ((left, right), (right, left)):
+            col = self._own_column(col_node)
+            if col is None:
+                continue
+            value = to_value(value_node, self.ctx)
+            if value is None:
+                key = self._column_key(value_node)
+                value = self.columns.value_of(key) if key is not None else None
+            if value is None or isinstance(value, TupleExpr):
+                continue
+            if isinstance(value, Const) and value.value is None:
+                self.none_reason = f"{col} = NULL matches no row"
+                return
+            self._note_equality(col, value)
+            self._match(col, value, pred, _Candidate.equal_opcode)
+
+    def _note_equality(self, col: str, value: ValueExpr) -> None:
         seen = self.equalities.setdefault(col, [])
         for other in seen:
             self._check_conflict(col, other, value)
         seen.append(value)
-        self._single_value(col, value, pred, _equal_opcode)
 
     def _check_conflict(self, col: str, a: ValueExpr, b: ValueExpr) -> None:
         ka, va = plan_time_value(a, self.ctx)
         kb, vb = plan_time_value(b, self.ctx)
-        if ka and kb and _is_number(va) and _is_number(vb) and va != vb and self._vindexes_on(col):
+        if ka and kb and _is_number(va) and _is_number(vb) and va != vb and self._has_vindex(col):
             self.none_reason = f"{col} cannot equal both {va} and {vb}"
-            self.ctx.guards.append(NumbersDiffer(a, b))
+            guard = NumbersDiffer(a, b)
+            if not (isinstance(a, Const) and isinstance(b, Const)) and guard not in self.ctx.guards:
+                self.ctx.guards.append(guard)
 
-    def _constant_comparison(self, left: exp.Expression, right: exp.Expression) -> None:
-        """``1 = 0``: two numbers that differ make the whole WHERE false."""
-        a, b = to_value(left, self.ctx), to_value(right, self.ctx)
-        if a is None or b is None:
-            return
-        ka, va = plan_time_value(a, self.ctx)
-        kb, vb = plan_time_value(b, self.ctx)
-        if ka and kb and _is_number(va) and _is_number(vb) and va != vb:
-            self.none_reason = f"{va} = {vb} is false"
-            if not (isinstance(a, Const) and isinstance(b, Const)):
-                self.ctx.guards.append(NumbersDiffer(a, b))
-
-    def _single_value(self, col: str, value: ValueExpr, pred: exp.Expression, opcode_for: Any) -> None:
-        for cv, index in self._vindexes_on(col):
-            if isinstance(cv.vindex, MultiColumn):
-                if opcode_for is _equal_opcode:
-                    self._multi_column(cv, index, value, pred)
+    def _match(self, col: str, value: ValueExpr, pred: exp.Expression, opcode_for: Any,
+               vindex_ok: Any = None) -> None:
+        """Open options on every candidate over ``col`` (Vitess ``haveMatchingVindex``)."""
+        source = self._source(pred)
+        for cand in self.candidates:
+            # A single-column vindex declared over several columns (a lookup from ``a,b``) maps its first one.
+            if (col not in cand.columns) if cand.multi else (col != cand.columns[0]):
                 continue
-            opcode = opcode_for(cv)
-            if opcode is None:
+            if vindex_ok is not None and not vindex_ok(cand):
                 continue
-            self.options.append(VindexOption(opcode, cv, (value,), pred, cv.name))
+            opcode = opcode_for(cand)
+            if opcode is None or opcode is Opcode.Scatter:
+                continue
+            if not cand.multi:
+                cand.options.append(VindexOption(opcode, cand.cv, (value,), source, cand.cv.name, cand.unique))
+                continue
+            index = cand.columns.index(col)
+            grown = []
+            for opt in cand.options:
+                if opt.ready or col in opt.cols_seen:
+                    continue
+                copy = VindexOption(opt.opcode, opt.column_vindex, (), None, opt.vindex_name, opt.unique,
+                                    False, dict(opt.cols_seen), list(opt.slots))
+                self._grow(cand, copy, col, index, value, opcode)
+                grown.append(copy)
+            cand.options.extend(grown)
+            fresh = VindexOption(Opcode.Unsharded, cand.cv, (), source, cand.cv.name, cand.unique, False, {},
+                                 [None] * len(cand.columns))
+            self._grow(cand, fresh, col, index, value, opcode)
+            cand.options.append(fresh)
 
-    def _multi_column(self, cv: ColumnVindex, index: int, value: ValueExpr, pred: exp.Expression) -> None:
-        cols = self.partial.setdefault(cv.name, {})
-        cols.setdefault(index, value)
-        n = len(cv.columns)
-        if all(i in cols for i in range(n)):
-            self.options.append(VindexOption(_equal_opcode(cv), cv, tuple(cols[i] for i in range(n)), pred,
-                                             cv.name))
-        else:
-            prefix = 0
-            while prefix in cols:
-                prefix += 1
-            vindex = cv.vindex
-            if prefix and isinstance(vindex, MultiColumn) and vindex.partial_vindex():
-                self.options.append(VindexOption(Opcode.SubShard, cv, tuple(cols[i] for i in range(prefix)), pred,
-                                                 cv.name))
+    @staticmethod
+    def _grow(cand: _Candidate, opt: VindexOption, col: str, index: int, value: ValueExpr, opcode: Opcode) -> None:
+        opt.cols_seen[col] = index
+        opt.slots[index] = value
+        if _RANK[opcode] > _RANK[opt.opcode]:
+            opt.opcode = opcode
+        if len(opt.cols_seen) == len(cand.columns):
+            opt.ready = True
+            opt.values = tuple(v for v in opt.slots if v is not None)
+            if len(cand.columns) > 1:
+                opt.predicate = None  # several predicates made it
 
     def _in(self, pred: exp.In) -> None:
         if pred.args.get("query") is not None or pred.args.get("unnest") is not None:
             return
-        items = pred.expressions
-        left = pred.this
+        left = unparen(pred.this)
+        field_arg = pred.args.get("field")
         if isinstance(left, exp.Tuple):
-            self._tuple_in(left, items, pred)
+            if field_arg is None:
+                self._tuple_in(left, pred.expressions, pred)
+            # ``(a, b) IN ::list`` would need a value per tuple position of a list parameter (Vitess
+            # ``TupleBindVariable``), which value expressions cannot say yet: no option.
             return
         col = self._own_column(left)
         if col is None:
             return
+        if field_arg is not None:  # ``col IN ::list``: one list parameter
+            value = to_value(field_arg, self.ctx)
+            if isinstance(value, Arg):
+                self._match(col, value, pred, lambda _c: Opcode.IN)
+            return
+        items = pred.expressions
         values = [to_value(i, self.ctx) for i in items]
         if not values or any(v is None for v in values):
             return
@@ -290,33 +448,29 @@ class _Collector:
             return
         else:
             list_value = TupleExpr(tuple(values))  # type: ignore[arg-type]
-        for cv, _ in self._vindexes_on(col):
-            if isinstance(cv.vindex, MultiColumn):
-                continue
-            self.options.append(VindexOption(Opcode.IN, cv, (list_value,), pred, cv.name))
+        self._match(col, list_value, pred, lambda _c: Opcode.IN)
 
     def _is_folded_list(self, arg: Arg) -> bool:
         v = self.ctx.values[arg.index] if arg.index < len(self.ctx.values) else None
         return isinstance(v, tuple) or (getattr(v, "is_list", False) is True)
 
     def _tuple_in(self, left: exp.Tuple, items: list[exp.Expression], pred: exp.In) -> None:
+        """``(a, b) IN ((1, 2), (3, 4))``: MultiEqual on each tuple column that has a vindex, with that column's
+        values of every row (Vitess ``planCompositeInOpRecursive``, one level of nesting)."""
         rows = []
         for item in items:
+            item = unparen(item) if not isinstance(item, exp.Tuple) else item
             if not isinstance(item, exp.Tuple) or len(item.expressions) != len(left.expressions):
                 return
             rows.append(item.expressions)
         for pos, col_node in enumerate(left.expressions):
             col = self._own_column(col_node)
-            if col is None:
+            if col is None or not self._has_vindex(col):
                 continue
             values = [to_value(r[pos], self.ctx) for r in rows]
-            if not values or any(v is None for v in values):
-                continue
-            for cv, _ in self._vindexes_on(col):
-                if isinstance(cv.vindex, MultiColumn):
-                    continue
-                self.options.append(VindexOption(Opcode.MultiEqual, cv, (TupleExpr(tuple(values)),), pred,  # type: ignore[arg-type]
-                                                 cv.name))
+            if not values or any(v is None or isinstance(v, TupleExpr) for v in values):
+                return
+            self._match(col, TupleExpr(tuple(values)), pred, lambda _c: Opcode.MultiEqual)  # type: ignore[arg-type]
 
     def _is_null(self, pred: exp.Is) -> None:
         if not isinstance(pred.expression, exp.Null):
@@ -325,89 +479,98 @@ class _Collector:
         if col is None:
             return
 
-        def opcode(cv: ColumnVindex) -> Opcode | None:
-            return None if isinstance(cv.vindex, Lookup) else _equal_opcode(cv)
+        def opcode(cand: _Candidate) -> Opcode | None:
+            return None if isinstance(cand.cv.vindex, Lookup) else cand.equal_opcode()
 
-        self._single_value(col, Const(None), pred, opcode)
+        self._match(col, Const(None), pred, opcode)
 
     def _between(self, pred: exp.Between) -> None:
         col = self._own_column(pred.this)
         low, high = to_value(pred.args["low"], self.ctx), to_value(pred.args["high"], self.ctx)
         if col is None or low is None or high is None:
             return
-        for cv, _ in self._vindexes_on(col):
-            if isinstance(cv.vindex, Sequential) and not isinstance(cv.vindex, MultiColumn):
-                self.options.append(VindexOption(Opcode.Between, cv, (TupleExpr((low, high)),), pred, cv.name))
+        self._match(col, TupleExpr((low, high)), pred, lambda _c: Opcode.Between,
+                    lambda c: not c.multi and isinstance(c.cv.vindex, Sequential))
 
     def _like(self, pred: exp.Like) -> None:
         col = self._own_column(pred.this)
         value = to_value(pred.expression, self.ctx)
         if col is None or value is None:
             return
-        for cv, _ in self._vindexes_on(col):
-            if isinstance(cv.vindex, Prefixable):
-                self.options.append(VindexOption(Opcode.Equal, cv, (value,), pred, cv.name))
-
-    def add_or_as_in(self, pred: exp.Expression) -> None:
-        """``id = 1 OR id = 2`` as ``id IN (1, 2)`` (Vitess ``ExtractINFromOR``), when nothing better exists."""
-        branches = _split_or(pred)
-        if len(branches) < 2:
-            return
-        col: str | None = None
-        col_node = None
-        values: list[ValueExpr] = []
-        for b in branches:
-            while isinstance(b, exp.Paren):
-                b = b.this
-            if isinstance(b, exp.EQ):
-                c = self._own_column(b.this)
-                v_node = b.expression
-                if c is None:
-                    c = self._own_column(b.expression)
-                    v_node = b.this
-                v = to_value(v_node, self.ctx) if c is not None else None
-                if c is None or v is None or (col is not None and c != col):
-                    return
-                col, col_node = c, b.this if self._own_column(b.this) else b.expression
-                values.append(v)
-            else:
-                return
-        if col is None or col_node is None:
-            return
-        for cv, _ in self._vindexes_on(col):
-            if not isinstance(cv.vindex, MultiColumn):
-                self.options.append(VindexOption(Opcode.IN, cv, (TupleExpr(tuple(values)),), None, cv.name))
+        self._match(col, value, pred, lambda _c: Opcode.Equal,
+                    lambda c: not c.multi and isinstance(c.cv.vindex, Prefixable))
 
     def best(self) -> VindexOption | None:
+        """Vitess ``PickBestAvailableVindex``: the cheapest ready option; a later one wins a tie."""
         best: VindexOption | None = None
-        for opt in self.options:
-            if best is None or opt.cost() < best.cost():
-                best = opt
+        for cand in self.candidates:
+            for opt in cand.options:
+                if opt.ready and (best is None or _cheaper(opt, best)):
+                    best = opt
         return best
 
 
+_NULL_COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Like, exp.ILike)
+
+
+def _compares_with_null(pred: exp.Expression) -> bool:
+    """A comparison with a NULL literal is never true, nor is ``x NOT IN (…, NULL, …)``; in an ANDed WHERE that
+    makes the whole WHERE empty (``<=>`` and ``IS NULL`` are other operators)."""
+    negated = isinstance(pred, exp.Not)
+    node = unparen(pred.this) if negated else pred
+    if isinstance(node, _NULL_COMPARISONS):
+        return isinstance(unparen(node.this), exp.Null) or isinstance(unparen(node.expression), exp.Null)
+    if isinstance(node, exp.In) and node.args.get("query") is None and node.args.get("field") is None:
+        items = [unparen(i) for i in node.expressions]
+        if isinstance(unparen(node.this), exp.Null):
+            return bool(items)
+        if negated:
+            return any(isinstance(i, exp.Null) for i in items)
+        return bool(items) and all(isinstance(i, exp.Null) for i in items)
+    return False
+
+
+def _analyse(ref: TableRef, predicates: list[exp.Expression], scope: list[TableRef], ctx: PlanContext,
+             owner_of: OwnerOf | None) -> _Collector:
+    originals = frozenset(id(p) for pred in predicates for p in [pred, *split_and(pred)])
+    prepared = prepare_predicates(predicates, ctx)
+    collector = _Collector(ref, scope, ctx, originals, owner_of)
+    collector.learn(prepared)
+    for pred in prepared:
+        collector.add(pred)
+    if collector.none_reason is None and collector.best() is None:
+        # Vitess's last resort: an OR of ANDed equalities over the same columns as one tuple IN.
+        for pred in prepared:
+            tuple_in = extract_in_from_or(pred)
+            if tuple_in is not None:
+                collector.add(tuple_in)
+    return collector
+
+
 def route_table(ref: TableRef, predicates: list[exp.Expression], scope: list[TableRef],
-                ctx: PlanContext) -> TableRoute:
-    """The best route for one table given the predicates that apply to it."""
+                ctx: PlanContext, owner_of: OwnerOf | None = None) -> TableRoute:
+    """The best route for one table given the predicates that apply to it (ANDed; each may itself be an AND).
+
+    Columns belong to tables by ``semantics.column_owner`` over ``scope``, unless ``owner_of`` (a binder's
+    resolution: column node → its table, or None when unknown) is given."""
     ks = ref.keyspace
     assert ks is not None
     if ref.kind == "system":
         return TableRoute(Opcode.DBA, ks, [ref], reason="system schema")
     if ref.kind == "dual":
-        return _with_none(TableRoute(Opcode.Reference, ks, [ref], reason="dual"), ref, predicates, scope, ctx)
+        return _with_none(TableRoute(Opcode.Reference, ks, [ref], reason="dual"), ref, predicates, scope, ctx,
+                          owner_of)
     if ref.target is not None:
         return TableRoute(Opcode.ByDestination, ks, [ref], target=ref.target, reason=f"target {ref.target}")
     if not ks.sharded:
         return _with_none(TableRoute(Opcode.Unsharded, ks, [ref], reason="unsharded keyspace"),
-                          ref, predicates, scope, ctx)
+                          ref, predicates, scope, ctx, owner_of)
     table = ref.table
     assert table is not None
     if table.is_reference:
         return _with_none(TableRoute(Opcode.Reference, ks, [ref], reason="reference table"),
-                          ref, predicates, scope, ctx)
-    collector = _Collector(ref, scope, ctx)
-    for pred in predicates:
-        collector.add(pred)
+                          ref, predicates, scope, ctx, owner_of)
+    collector = _analyse(ref, predicates, scope, ctx, owner_of)
     if collector.none_reason is not None:
         return TableRoute(Opcode.None_, ks, [ref], reason=collector.none_reason)
     if table.pinned is not None:
@@ -419,22 +582,38 @@ def route_table(ref: TableRef, predicates: list[exp.Expression], scope: list[Tab
         return TableRoute(Opcode.EqualUnique, ks, [ref], opt, reason="pinned table")
     best = collector.best()
     if best is None:
-        for pred in predicates:
-            collector.add_or_as_in(pred)
-        best = collector.best()
-    if best is None:
         return TableRoute(Opcode.Scatter, ks, [ref], reason="no vindex predicate")
     route = TableRoute(best.opcode, ks, [ref], best, reason=f"{best.opcode.value} on vindex {best.vindex_name}")
-    if best.opcode is Opcode.IN and isinstance(best.predicate, exp.In) and isinstance(best.values[0], Arg):
+    if (best.opcode is Opcode.IN and isinstance(best.predicate, exp.In) and len(best.values) == 1
+            and isinstance(best.values[0], Arg) and not best.predicate.args.get("field")):
         route.in_predicate = best.predicate
     return route
 
 
+def route_tableless(ctx: PlanContext, predicates: list[exp.Expression] | None = None) -> TableRoute:
+    """A SELECT without tables (``SELECT 1``, ``SELECT @@x``) reads ``dual``: a Reference route in the default
+    keyspace (Vitess plans it so), None when its WHERE is provably false."""
+    from router.planner.semantics import _default_keyspace
+
+    ks = _default_keyspace(ctx)
+    route = TableRoute(Opcode.Reference, ks, [], reason="no table")
+    if predicates:
+        collector = _Collector(_NO_TABLE, [], ctx)
+        for pred in prepare_predicates(predicates, ctx):
+            collector.add(pred)
+        if collector.none_reason is not None:
+            return TableRoute(Opcode.None_, ks, [], reason=collector.none_reason)
+    return route
+
+
+_NO_TABLE = TableRef(exp.Table(this=exp.to_identifier("dual")), "dual", "dual", "dual")
+
+
 def _with_none(route: TableRoute, ref: TableRef, predicates: list[exp.Expression], scope: list[TableRef],
-               ctx: PlanContext) -> TableRoute:
+               ctx: PlanContext, owner_of: OwnerOf | None = None) -> TableRoute:
     """Unsharded and reference routes still become None when the WHERE is provably false."""
-    collector = _Collector(ref, scope, ctx)
-    for pred in predicates:
+    collector = _Collector(ref, scope, ctx, owner_of=owner_of)
+    for pred in prepare_predicates(predicates, ctx):
         collector.add(pred)
     if collector.none_reason is not None:
         return TableRoute(Opcode.None_, route.keyspace, route.tables, reason=collector.none_reason)

@@ -80,16 +80,17 @@ class TableRef:
 
 
 def _default_keyspace(ctx: PlanContext) -> Keyspace:
-    """The keyspace for table-less and dual queries: the session's, else the first unsharded one, else any."""
+    """The keyspace for table-less and dual queries: the session's, else the first unsharded one by name, else
+    the first by name (Vitess resolves an unqualified ``dual`` to the first keyspace by name; an unsharded one
+    answers it on its single shard, so it is preferred)."""
     vs = ctx.vschema
     if ctx.session.keyspace and ctx.session.keyspace in vs.keyspaces:
         return vs.keyspaces[ctx.session.keyspace]
-    for ks in vs.keyspaces.values():
-        if not ks.sharded:
-            return ks
     if not vs.keyspaces:
         raise UnknownKeyspaceError("no keyspace is defined")
-    return next(iter(vs.keyspaces.values()))
+    names = sorted(vs.keyspaces)
+    unsharded = [n for n in names if not vs.keyspaces[n].sharded]
+    return vs.keyspaces[(unsharded or names)[0]]
 
 
 def resolve_table(node: exp.Table, ctx: PlanContext) -> TableRef:
