@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import json
-import os
 from pathlib import Path
 from types import ModuleType
 
@@ -25,6 +23,7 @@ from hypothesis import strategies as st
 
 from cython_ext.pure import collation as twin
 from tests.support.shared import REPO_ROOT, load_vectors
+from tests.support.twins import load_compiled
 
 VECTORS = load_vectors("vitess_vindex_vectors")
 GOLDEN = VECTORS["unicode_loose_golden"]["cases"]
@@ -35,14 +34,6 @@ CROSSCHECK = REPO_ROOT / "scripts" / "unicode_weights" / "testdata" / "crosschec
 KNOWN_GOLDEN_MISMATCHES: dict[int, str] = {}
 
 
-def load_compiled(name: str) -> ModuleType:
-    """``cython_ext.<name>`` as built from its .pyx: a test failure under CI, a skip elsewhere, when absent."""
-    try:
-        return importlib.import_module(f"cython_ext.{name}")
-    except ImportError as exc:
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"cython_ext.{name} is not built, and CI requires the compiled module: {exc}")
-        pytest.skip(f"cython_ext.{name} is not built ({exc})")
 
 
 @pytest.fixture(scope="module", params=["cython", "python"])

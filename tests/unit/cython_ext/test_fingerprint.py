@@ -6,8 +6,6 @@ must share one. The compiled module is required under ``CI=true``.
 """
 from __future__ import annotations
 
-import importlib
-import os
 import pickle
 import re
 from decimal import Decimal
@@ -21,6 +19,7 @@ from sqlglot import exp
 
 from cython_ext.fpvalues import FingerprintError, Param
 from cython_ext.pure import fingerprint as twin
+from tests.support.twins import load_compiled
 
 MY, PG = twin.MYSQL, twin.POSTGRES
 ALL_FLAGS = [
@@ -33,14 +32,6 @@ ALL_FLAGS = [
 ]
 
 
-def load_compiled(name: str) -> ModuleType:
-    """``cython_ext.<name>`` as built from its .pyx: a test failure under CI, a skip elsewhere, when absent."""
-    try:
-        return importlib.import_module(f"cython_ext.{name}")
-    except ImportError as exc:
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"cython_ext.{name} is not built, and CI requires the compiled module: {exc}")
-        pytest.skip(f"cython_ext.{name} is not built ({exc})")
 
 
 @pytest.fixture(scope="module", params=["cython", "python"])

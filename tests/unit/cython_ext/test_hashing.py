@@ -7,7 +7,6 @@ the ``xxhash`` package, test-only dependencies.
 from __future__ import annotations
 
 import importlib
-import os
 import struct
 from types import ModuleType
 
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from cython_ext.pure import hashing as twin
 from cython_ext.pure import shardmap as twin_shardmap
 from tests.support.shared import load_vectors
+from tests.support.twins import load_compiled
 
 MASK64 = (1 << 64) - 1
 U64_RANGE = st.integers(min_value=-(1 << 63), max_value=MASK64)
@@ -27,14 +27,6 @@ VINDEXES = load_vectors("vitess_vindex_vectors")["vindexes"]
 _DES = DES.new(bytes(8), DES.MODE_ECB)
 
 
-def load_compiled(name: str) -> ModuleType:
-    """``cython_ext.<name>`` as built from its .pyx: a test failure under CI, a skip elsewhere, when absent."""
-    try:
-        return importlib.import_module(f"cython_ext.{name}")
-    except ImportError as exc:
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"cython_ext.{name} is not built, and CI requires the compiled module: {exc}")
-        pytest.skip(f"cython_ext.{name} is not built ({exc})")
 
 
 @pytest.fixture(scope="module", params=["cython", "python"])

@@ -5,8 +5,6 @@ module is required under ``CI=true``.
 """
 from __future__ import annotations
 
-import importlib
-import os
 from bisect import bisect_right
 from types import ModuleType
 
@@ -15,16 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cython_ext.pure import shardmap as twin
-
-
-def load_compiled(name: str) -> ModuleType:
-    """``cython_ext.<name>`` as built from its .pyx: a test failure under CI, a skip elsewhere, when absent."""
-    try:
-        return importlib.import_module(f"cython_ext.{name}")
-    except ImportError as exc:
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"cython_ext.{name} is not built, and CI requires the compiled module: {exc}")
-        pytest.skip(f"cython_ext.{name} is not built ({exc})")
+from tests.support.twins import load_compiled
 
 
 @pytest.fixture(scope="module", params=["cython", "python"])
