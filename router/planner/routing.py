@@ -117,13 +117,11 @@ def _is_number(v: Any) -> bool:
 
 def multicolumn_rows(opcode: Opcode, values: list[Any] | tuple[Any, ...]) -> list[tuple[Any, ...]]:
     """The rows (one value per leading vindex column) a multi-column vindex maps, from a route's evaluated values:
-    IN gives each column one value or a list (every combination is a row), MultiEqual gives each column the list of
-    its values in the rows of a tuple IN (rows zipped), the Equal opcodes and SubShard one row. Fewer values than
-    vindex columns make prefix rows (a partial vindex: key ranges)."""
-    if opcode is Opcode.MultiEqual:
-        columns = [v if isinstance(v, tuple) else (v,) for v in values]
-        return list(zip(*columns, strict=True))
-    if opcode is Opcode.IN:
+    each column holds one value or a list, and every combination is a row. For MultiEqual (a tuple IN) this is a
+    superset of the tuples the IN lists: the route may reach a few more shards than zipping would, but a column
+    pinned by another predicate, or listed by a second tuple IN, can never make it miss one. The Equal opcodes
+    and SubShard give one row; fewer values than vindex columns make prefix rows (a partial vindex: key ranges)."""
+    if opcode in (Opcode.MultiEqual, Opcode.IN):
         return list(itertools.product(*(v if isinstance(v, tuple) else (v,) for v in values)))
     return [tuple(values)]
 
