@@ -1,23 +1,42 @@
-"""SELECT planning: resolve the tables, route each, merge routes that can run as one query, build the plan.
+"""SELECT planning: resolve the tables, route each, merge what can run as one query, and plan the rest.
 
 A SELECT whose tables all land on the same shards runs as one Route (Vitess "merging"); the router then only
 adds what a multi-shard route needs on top (merge sort, limit, aggregation: ``router.planner.horizon``).
-Tables that cannot merge become a nested-loop join (``router.planner.joins``).
+Otherwise the statement is planned block by block (``router.planner.scope`` binds every column first):
+
+- a block's FROM relations (tables and derived tables) are routed with their own predicates and merged into
+  groups that can each run as one query (``router.planner.block``, rules in ``router.planner.merging``); several
+  groups are joined by the router (``router.planner.joins``: nested-loop ``Join``, ``HashJoin``, ``SemiJoin``);
+- expression subqueries are merged into the query of the group they belong to when they run on the same shards,
+  else evaluated first (``UncorrelatedSubquery``) or joined (``SemiJoin``) (``router.planner.subqueries``);
+- UNIONs merge into one route or become ``Concatenate`` (+ ``Distinct``) (``router.planner.union``);
+- non-recursive CTEs are inlined as derived tables first.
+
+Run-time values (join variables, pulled-out results) are written into the trees as placeholders
+(``router.planner.runvars``) and become ``JoinVar``/``ListVar`` in the finished plan. Planning one statement is
+pure: everything it learns lives in a ``QueryPlanner`` made for that statement.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlglot import exp
 
+from router.planner import runvars
 from router.planner.context import PlanContext
-from router.planner.plan import Opcode, Primitive, Route
-from router.planner.querytext import build_template, strip_keyspaces
+from router.planner.lookup import wrap_lookup
+from router.planner.merging import SINGLE_SHARD, single_shard
+from router.planner.plan import Opcode, Primitive, Route, UncorrelatedSubquery
+from router.planner.querytext import strip_keyspaces
 from router.planner.routing import TableRoute, route_table, split_and, to_value
-from router.planner.semantics import TableRef, column_name, column_owner, resolve_table, scope_tables
-from router.planner.values import Arg
+from router.planner.scope import QUERY_NODES, REF_KEY, Binder, own_nodes
+from router.planner.semantics import TableRef, resolve_table
+from router.planner.values import Arg, ListVar
 from sharding.errors import UnsupportedError
 
-SINGLE_SHARD = frozenset({Opcode.Unsharded, Opcode.EqualUnique, Opcode.Reference, Opcode.DBA, Opcode.None_,
-                          Opcode.Next})
+__all__ = ["Planned", "Pullout", "QueryPlanner", "SINGLE_SHARD", "all_tables", "plan_select"]
+
+REWRITTEN = "sg_rewritten"  # meta flag on a statement root: its text differs from the client's
 
 
 def all_tables(tree: exp.Expression) -> list[exp.Table]:
@@ -26,44 +45,37 @@ def all_tables(tree: exp.Expression) -> list[exp.Table]:
     return [t for t in tree.find_all(exp.Table) if not (not t.args.get("db") and t.name in cte_names)]
 
 
+# --- entry point --------------------------------------------------------------------------------------------
 def plan_select(tree: exp.Expression, ctx: PlanContext) -> tuple[Primitive, list[TableRef]]:
     """The plan of a SELECT (or UNION) and every table it touches."""
     refs = [resolve_table(t, ctx) for t in all_tables(tree)]
     whole = _whole_statement_route(tree, refs, ctx)
     if whole is not None:
         return _route_primitive(tree, whole, refs, ctx), refs
-    if not isinstance(tree, exp.Select):
-        raise UnsupportedError(f"cross-shard {tree.key.upper()} is not supported yet")
-    if _has_subquery(tree):
-        raise UnsupportedError("cross-shard subqueries are not supported yet")
-    scope = [r for r in refs if r.node in set(scope_tables(tree))]
-    route = _merge_scope(tree, scope, ctx)
-    if route is None:
-        raise UnsupportedError("a join across shards is not supported yet")
-    if route.opcode in SINGLE_SHARD or (route.opcode is Opcode.ByDestination and "-" not in (route.target or "-")):
-        return _route_primitive(tree, route, refs, ctx), refs
-    from router.planner.horizon import plan_horizon
-
-    return plan_horizon(tree, route, refs, ctx), refs
-
-
-def _has_subquery(tree: exp.Expression) -> bool:
-    return any(isinstance(n, (exp.Subquery, exp.CTE)) or (isinstance(n, exp.Select) and n is not tree)
-               for n in tree.find_all(exp.Subquery, exp.CTE, exp.Select))
+    if tree.find(exp.CTE) is not None:
+        _inline_ctes(tree)
+        refs = [resolve_table(t, ctx) for t in all_tables(tree)]
+        tree.meta[REWRITTEN] = True
+    for i, t in enumerate(all_tables(tree)):
+        t.meta[REF_KEY] = i
+    if strip_keyspaces(refs):
+        tree.meta[REWRITTEN] = True
+    planner = QueryPlanner(runvars.extend(ctx), refs)
+    root = planner.plan_statement(tree)
+    return root, refs
 
 
 def _whole_statement_route(tree: exp.Expression, refs: list[TableRef], ctx: PlanContext) -> TableRoute | None:
     """When every table of the statement (subqueries included) lives in one unsharded keyspace, or is a system
     table, or the statement has no table, the whole statement is one route."""
     if not refs:
-        from router.planner.semantics import _default_keyspace
+        from router.planner.routing import route_tableless
 
-        ks = _default_keyspace(ctx)
-        opcode = Opcode.Unsharded if not ks.sharded else Opcode.Reference
-        return TableRoute(opcode, ks, [], reason="no table")
+        return route_tableless(ctx, split_and(tree.args.get("where")) if isinstance(tree, exp.Select) else [])
     kinds = {r.kind for r in refs}
-    if kinds == {"system"}:
-        return TableRoute(Opcode.DBA, refs[0].keyspace, refs, reason="system schema")  # type: ignore[arg-type]
+    if "system" in kinds and kinds <= {"system", "dual"}:
+        system = next(r for r in refs if r.kind == "system")
+        return TableRoute(Opcode.DBA, system.keyspace, refs, reason="system schema")  # type: ignore[arg-type]
     if "system" in kinds:
         raise UnsupportedError("mixing system schema tables with keyspace tables is not supported")
     keyspaces = {r.keyspace_name for r in refs if r.kind == "vschema"}
@@ -82,136 +94,157 @@ def _whole_statement_route(tree: exp.Expression, refs: list[TableRef], ctx: Plan
     return None
 
 
-def _predicates(select: exp.Select) -> list[exp.Expression]:
-    preds = split_and(select.args.get("where"))
-    for join in select.args.get("joins") or ():
-        if (join.args.get("side") or "").upper() in ("", "INNER") and not join.args.get("kind", "").upper() == "CROSS":
-            preds.extend(split_and(join.args.get("on")))
-    return preds
+def _inline_ctes(tree: exp.Expression) -> None:
+    """Replace every reference to a (non-recursive) CTE by its body as a derived table, and drop the WITH."""
+    for with_ in list(tree.find_all(exp.With)):
+        if with_.args.get("recursive"):
+            raise UnsupportedError("WITH RECURSIVE is not supported across shards")
+        owner = with_.parent
+        ctes = list(with_.expressions)
+        assert owner is not None
+        owner.set("with_", None)
+        for i, cte in enumerate(ctes):
+            name = cte.alias_or_name
+            scopes: list[exp.Expression] = [owner, *(c.this for c in ctes[i + 1:])]  # type: ignore[list-item]
+            for scope in scopes:
+                for table in list(scope.find_all(exp.Table)):
+                    if table.args.get("db") is not None or table.name != name:
+                        continue
+                    alias = cte.args["alias"].copy()
+                    if table.alias:
+                        alias.set("this", exp.to_identifier(table.alias))
+                    table.replace(exp.Subquery(this=cte.this.copy(), alias=alias))
 
 
-def _merge_scope(select: exp.Select, scope: list[TableRef], ctx: PlanContext) -> TableRoute | None:
-    preds = _predicates(select)
-    routes = []
-    for ref in scope:
-        own = [p for p in preds if _only_refers_to(p, ref, scope, ctx)]
-        routes.append(route_table(ref, own, scope, ctx))
-    outer_right = _outer_joined(select, scope)
-    merged = routes[0]
-    for route in routes[1:]:
-        joined = _merge(merged, route, preds, scope, ctx, outer=route.tables[0] in outer_right)
-        if joined is None:
-            return None
-        merged = joined
-    return merged
+# --- plan pieces --------------------------------------------------------------------------------------------
+@dataclass
+class Pullout:
+    """A subquery evaluated before everything else; its result binds run-time variables (Vitess pull-out)."""
+
+    variant: str  # PulloutValue | PulloutIn | PulloutNotIn | PulloutExists
+    values_var: str
+    has_var: str
+    primitive: Primitive
 
 
-def _outer_joined(select: exp.Select, scope: list[TableRef]) -> set[TableRef]:
-    out = set()
-    for join in select.args.get("joins") or ():
-        if (join.args.get("side") or "").upper() in ("LEFT", "RIGHT", "FULL"):
-            out.update(r for r in scope if r.node is join.this)
-    return out
+@dataclass
+class Planned:
+    """A planned query (a SELECT block, a UNION, a derived table's or subquery's body).
+
+    ``route`` is set when the whole query runs as one route; ``complete`` says that the rows the route's shards
+    return, put together, are the query's rows (no merge, aggregation, limit or de-duplication needed: order
+    aside). ``prim`` is set when more is needed. ``distinct``: a UNION merged into one multi-shard route still
+    needs a router-side Distinct."""
+
+    tree: exp.Expression
+    refs: list[TableRef]
+    columns: list[str | None]
+    col_sources: list[tuple[TableRef, str] | None] = field(default_factory=list)
+    route: TableRoute | None = None
+    complete: bool = False
+    prim: Primitive | None = None
+    distinct: bool = False
+
+    @property
+    def mergeable(self) -> bool:
+        """Whether the query can be embedded in another query sent to the same shards."""
+        return (self.route is not None and self.prim is None and not self.distinct
+                and (self.complete or single_shard(self.route)))
 
 
-def _only_refers_to(pred: exp.Expression, ref: TableRef, scope: list[TableRef], ctx: PlanContext) -> bool:
-    """Whether every column of ``pred`` belongs to ``ref`` (unknown owners count as not)."""
-    dialect = ctx.session.dialect
-    cols = list(pred.find_all(exp.Column))
-    if any(isinstance(n, (exp.Subquery, exp.Select)) for n in pred.find_all(exp.Subquery, exp.Select)):
-        return False
-    return all(column_owner(c, scope, dialect) is ref for c in cols)
+class QueryPlanner:
+    """Plans one statement (its blocks, unions, subqueries). Holds the statement's run-time variable names and
+    the pulled-out subqueries, which wrap the finished plan."""
+
+    def __init__(self, ctx: PlanContext, refs: list[TableRef]) -> None:
+        self.ctx = ctx
+        self.refs = refs
+        self.binder = Binder(refs, ctx.session.dialect)
+        self.names = runvars.Names()
+        self.pullouts: list[Pullout] = []
+
+    @property
+    def dialect(self) -> str:
+        return self.ctx.session.dialect
+
+    def plan_statement(self, tree: exp.Expression) -> Primitive:
+        if not isinstance(tree, QUERY_NODES):
+            raise UnsupportedError(f"unsupported statement: {tree.key.upper()}")
+        self.binder.bind(tree)
+        planned = self.plan_query(tree)
+        root = self.primitive(planned, top=True)
+        for p in reversed(self.pullouts):
+            root = UncorrelatedSubquery(p.variant, p.values_var, p.has_var, p.primitive, root)
+        return root
+
+    def plan_query(self, node: exp.Expression) -> Planned:
+        if isinstance(node, exp.Subquery):
+            return self.plan_query(node.this)
+        if isinstance(node, exp.SetOperation):
+            from router.planner.union import plan_union
+
+            return plan_union(self, node)
+        if isinstance(node, exp.Select):
+            from router.planner.block import plan_block
+
+            return plan_block(self, node)
+        raise UnsupportedError(f"unsupported query: {node.key.upper()}")
+
+    def primitive(self, planned: Planned, top: bool = False) -> Primitive:
+        """The primitive that produces a planned query's rows (at the top: in order, with its LIMIT)."""
+        if planned.prim is not None:
+            return planned.prim
+        route = planned.route
+        assert route is not None
+        if isinstance(planned.tree, exp.SetOperation):
+            from router.planner.union import union_primitive
+
+            return union_primitive(self, planned, top)
+        if single_shard(route) or (planned.complete and not top) or (
+                top and isinstance(planned.tree, exp.Select) and is_complete(planned.tree)
+                and not _needs_order(planned.tree)):
+            # A route by a lookup vindex reads the lookup table first (Vitess VindexLookup).
+            return wrap_lookup(_route_primitive(planned.tree, route, planned.refs, self.ctx), route, self.ctx)
+        assert isinstance(planned.tree, exp.Select)
+        from router.planner.horizon import plan_horizon
+
+        return plan_horizon(planned.tree, route, planned.refs, self.ctx)
 
 
-def _merge(a: TableRoute, b: TableRoute, preds: list[exp.Expression], scope: list[TableRef], ctx: PlanContext,
-           outer: bool) -> TableRoute | None:
-    """One route for both, when the rows they join are always on the same shard (Vitess ``tryMerge``)."""
-    tables = a.tables + b.tables
-
-    def merged(route: TableRoute) -> TableRoute:
-        out = TableRoute(route.opcode, route.keyspace, tables, route.option, route.target, route.reason,
-                         route.in_predicate)
-        return out
-
-    if a.opcode is Opcode.None_ and not outer:
-        return merged(a)
-    if b.opcode is Opcode.None_ and not outer:
-        return merged(b)
-    if a.keyspace.name != b.keyspace.name:
-        return None
-    if a.opcode is Opcode.Reference:
-        return merged(b)
-    if b.opcode is Opcode.Reference:
-        return merged(a)
-    if a.opcode is Opcode.Unsharded and b.opcode is Opcode.Unsharded:
-        return merged(a)
-    if a.opcode is Opcode.ByDestination and b.opcode is Opcode.ByDestination and a.target == b.target:
-        return merged(a)
-    if a.opcode is Opcode.DBA and b.opcode is Opcode.DBA:
-        return merged(a)
-    if not a.keyspace.sharded:
-        return None
-    if (a.opcode is Opcode.EqualUnique and b.opcode is Opcode.EqualUnique and a.option and b.option
-            and a.option.vindex_name == b.option.vindex_name and a.option.values == b.option.values):
-        return merged(a)
-    if _joined_on_same_vindex(a, b, preds, scope, ctx):
-        best = a if _cost(a) <= _cost(b) else b
-        return merged(best)
-    return None
+def _needs_order(select: exp.Expression) -> bool:
+    return select.args.get("order") is not None
 
 
-def _cost(r: TableRoute) -> tuple[int, ...]:
-    return r.option.cost() if r.option is not None else (99, 0, 0)
+# --- query shape --------------------------------------------------------------------------------------------
+def has_aggregation(select: exp.Select) -> bool:
+    """Aggregate functions or window functions in the block's own expressions."""
+    return any(isinstance(n, (exp.AggFunc, exp.Window)) for n in own_nodes(select))
 
 
-def _joined_on_same_vindex(a: TableRoute, b: TableRoute, preds: list[exp.Expression], scope: list[TableRef],
-                           ctx: PlanContext) -> bool:
-    """A predicate ``x.c1 = y.c2`` where c1 and c2 carry the same unique single-column vindex pins both sides
-    to the same shard for every joined row."""
-    dialect = ctx.session.dialect
-    for pred in preds:
-        if not isinstance(pred, exp.EQ):
-            continue
-        left, right = pred.this, pred.expression
-        if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
-            continue
-        lo, ro = column_owner(left, scope, dialect), column_owner(right, scope, dialect)
-        if lo is None or ro is None:
-            continue
-        if lo in a.tables and ro in b.tables:
-            pass
-        elif ro in a.tables and lo in b.tables:
-            left, right, lo, ro = right, left, ro, lo
-        else:
-            continue
-        lv = _unique_vindex_of(lo, column_name(left, dialect))
-        rv = _unique_vindex_of(ro, column_name(right, dialect))
-        if lv is not None and lv == rv:
-            return True
-    return False
+def is_complete(select: exp.Select) -> bool:
+    """Whether the block's rows, computed shard by shard and put together, are its rows (order aside)."""
+    for key in ("group", "having", "limit", "offset", "distinct"):
+        if select.args.get(key) is not None:
+            return False
+    return not has_aggregation(select)
 
 
-def _unique_vindex_of(ref: TableRef, col: str) -> str | None:
-    if ref.table is None:
-        return None
-    for cv in ref.table.column_vindexes:
-        if len(cv.columns) == 1 and cv.columns[0].lower() == col.lower() and cv.vindex.is_unique:
-            return cv.name
-    return None
-
-
+# --- one route ----------------------------------------------------------------------------------------------
 def _route_primitive(tree: exp.Expression, route: TableRoute, refs: list[TableRef], ctx: PlanContext) -> Route:
-    """One Route that sends the whole statement."""
-    rewritten = strip_keyspaces(refs)
+    """One Route that sends the whole (sub)statement. Run-time values (join variables, pulled-out subquery
+    results) become ``JoinVar``/``ListVar`` slots and routing values."""
+    rewritten = strip_keyspaces(refs) or bool(tree.root().meta.get(REWRITTEN))
     backend = ctx.backend_dialect(route.keyspace.name)
-    template = build_template(tree, backend)
-    in_slot = _in_slot(template, route)
-    passthrough = not rewritten and backend == ctx.session.dialect and in_slot < 0
+    template = runvars.template(tree, backend, ctx)
+    params = runvars.resolve_params(route.params(), ctx)
+    in_slot = _in_slot(template, route, ctx)
+    passthrough = (not rewritten and backend == ctx.session.dialect and in_slot < 0
+                   and runvars.only_args(template) and tree.parent is None)
     table = ", ".join(sorted({r.table.name for r in refs if r.table is not None}))
-    return Route(route.params(), template, table=table, in_slot=in_slot, passthrough=passthrough)
+    return Route(params, template, table=table, in_slot=in_slot, passthrough=passthrough)
 
 
-def _in_slot(template: object, route: TableRoute) -> int:
+def _in_slot(template: object, route: TableRoute, ctx: PlanContext) -> int:
     """The template slot of the IN route's folded list, so each shard can get only its own values."""
     pred = route.in_predicate
     if pred is None or route.opcode is not Opcode.IN:
@@ -219,6 +252,11 @@ def _in_slot(template: object, route: TableRoute) -> int:
     items = pred.expressions
     value = to_value(items[0]) if len(items) == 1 else None
     if not isinstance(value, Arg):
+        return -1
+    value = runvars.resolve(value, ctx)  # type: ignore[assignment]
+    if route.option is not None and route.option.values and runvars.resolve(route.option.values[0], ctx) != value:
+        return -1
+    if not isinstance(value, (Arg, ListVar)):
         return -1
     slots = getattr(template, "slots", ())
     matches = [i for i, s in enumerate(slots) if s == value]

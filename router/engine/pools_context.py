@@ -1,0 +1,126 @@
+"""The real ``ExecutionContext``: shard I/O over ``router.backend.pools.PoolSet``.
+
+Outside a transaction each statement borrows a pooled connection for exactly its own duration (a stream keeps it
+until the stream ends or is abandoned). Inside one, ``tx.participant(target)`` gives the session's connection to
+that shard (joining the shard to the transaction on first use, or refusing it in ``single`` mode), and reads are
+executed whole rather than streamed: one transaction connection per shard may be needed by two primitives at once
+(a join's two sides), and a half-read stream would block the other.
+
+Sequence reservations (``reserve_ids``) always use their own pooled connection, outside the client's transaction,
+as Vitess does, so a rolled-back transaction never hands the same id out twice.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from router.backend.connection import BackendTarget
+from router.backend.pools import PoolSet
+from router.backend.result import Column, ExecResult, ResultSet, Row
+from router.engine.context import Limits, first_value, sequence_sql
+from sharding.errors import InvalidValueError, RoutingError
+from sharding.snapshot import ClusterSnapshot
+
+if TYPE_CHECKING:
+    from router.engine.session import Transaction
+
+__all__ = ["BufferedStream", "PoolContext", "backend_dialect_of"]
+
+
+def backend_dialect_of(snapshot: ClusterSnapshot, keyspace: str, default: str = "mysql") -> str:
+    ks = snapshot.keyspaces.get(keyspace)
+    if ks is not None and ks.shards:
+        primary = ks.shards[0].backends.get("primary")
+        if isinstance(primary, (list, tuple)):
+            primary = primary[0] if primary else None
+        engine = getattr(primary, "engine", None)
+        if engine in ("mysql", "postgres"):
+            return str(engine)
+    return default
+
+
+class BufferedStream:
+    """A whole result presented as a stream (reads inside a transaction)."""
+
+    def __init__(self, columns: tuple[Column, ...], rows: list[Row], batch_rows: int) -> None:
+        self.columns = columns
+        self._rows = rows
+        self._batch = batch_rows
+
+    async def __aiter__(self) -> AsyncIterator[list[Row]]:
+        rows, self._rows = self._rows, []
+        for i in range(0, len(rows), self._batch):
+            yield rows[i:i + self._batch]
+
+
+class PoolContext:
+    """``ExecutionContext`` over pools, optionally bound to a session's transaction."""
+
+    def __init__(self, pools: PoolSet, snapshot: ClusterSnapshot, limits: Limits, *,
+                 tx: Transaction | None = None, dialect_cache: dict[str, str] | None = None) -> None:
+        self.pools = pools
+        self.snapshot = snapshot
+        self.limits = limits
+        self.tx = tx
+        self._dialects = dialect_cache if dialect_cache is not None else {}
+
+    def backend_dialect(self, keyspace: str) -> str:
+        d = self._dialects.get(keyspace)
+        if d is None:
+            d = self._dialects[keyspace] = backend_dialect_of(self.snapshot, keyspace)
+        return d
+
+    @contextlib.asynccontextmanager
+    async def stream(self, target: BackendTarget, sql: str, *, timeout: float | None = None
+                     ) -> AsyncIterator[Any]:
+        tx = self.tx
+        if tx is not None:
+            result = await tx.execute(target, sql, timeout=timeout)
+            if isinstance(result, ResultSet):
+                yield BufferedStream(result.columns, result.rows, self.limits.batch_rows)
+            else:
+                yield BufferedStream((), [], self.limits.batch_rows)
+            return
+        async with self.pools.acquire(target.keyspace, target.shard, target.role) as conn:
+            async with conn.stream(sql, batch_rows=self.limits.batch_rows, timeout=timeout) as rows:
+                yield rows
+
+    async def execute(self, target: BackendTarget, sql: str, *, timeout: float | None = None,
+                      params: Sequence[Any] | None = None) -> ResultSet | ExecResult:
+        tx = self.tx
+        if tx is not None:
+            return await tx.execute(target, sql, timeout=timeout, params=params)
+        async with self.pools.acquire(target.keyspace, target.shard, target.role) as conn:
+            return await conn.execute(sql, params, timeout=timeout)
+
+    async def reserve_ids(self, keyspace: str, table: str, count: int) -> int:
+        return await reserve_ids(self.pools, self.snapshot, keyspace, table, count, self.backend_dialect(keyspace))
+
+
+async def reserve_ids(pools: PoolSet, snapshot: ClusterSnapshot, keyspace: str, table: str, count: int,
+                      dialect: str) -> int:
+    """The first of ``count`` ids reserved from sequence table ``keyspace.table`` (own connection, autocommit)."""
+    shards = snapshot.shards(keyspace)
+    if len(shards) != 1:
+        raise RoutingError(f"sequence table {keyspace}.{table} must live in an unsharded keyspace")
+    statements = sequence_sql(dialect, table, count)
+    async with pools.acquire(keyspace, shards[0].name, "primary") as conn:
+        result: Any = await conn.execute(statements[0])
+        if dialect == "mysql":
+            # UPDATE … SET next_id = LAST_INSERT_ID(next_id + n): the OK packet carries the new next_id.
+            if not isinstance(result, ExecResult) or result.rows_affected != 1:
+                raise InvalidValueError(_no_row(keyspace, table))
+            top = result.last_insert_id
+            if not top:
+                top = first_value(await conn.execute(statements[1]))
+        else:
+            top = first_value(result)
+        if top is None:
+            raise InvalidValueError(_no_row(keyspace, table))
+        return int(top) - count
+
+
+def _no_row(keyspace: str, table: str) -> str:
+    return (f"sequence table {keyspace}.{table} has no row with id = 0 "
+            "(create it with: INSERT INTO t (id, next_id, cache) VALUES (0, 1, 1000))")

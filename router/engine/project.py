@@ -1,0 +1,108 @@
+"""``Filter`` and ``Projection``: expressions the router evaluates over each row (HAVING over merged aggregates,
+``count(*) + 1``, AVG's final division). The expressions were compiled at plan time (``router.planner.evalexpr``);
+here they only run.
+
+A projected column that is not a plain input column has no backend type; its type is taken from the first
+non-NULL value it produces (the first batch is computed while opening, so the columns are known before any row
+is handed out), else from the input column it reads, else VARCHAR.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from router.backend.result import Column, Row
+from router.engine.runtime import Runtime, Source, synthetic_column, truncate, truncate_rows
+from router.planner.plan import Filter, Projection
+
+__all__ = ["FilterSource", "ProjectionSource"]
+
+
+def _truth(v: Any, dialect: str) -> bool:
+    if v is None or v is False:
+        return False
+    if v is True:
+        return True
+    from router.planner.evalexpr import truth
+
+    return bool(truth(v, dialect))
+
+
+class FilterSource(Source):
+    def __init__(self, prim: Filter, rt: Runtime, src: Source) -> None:
+        self.prim, self.rt, self.src = prim, rt, src
+        self._width = len(src.columns)
+        self.columns = truncate(src.columns, prim.truncate_columns)
+
+    async def next(self) -> list[Row] | None:
+        pred, binds, dialect = self.prim.predicate, self.rt.binds, self.rt.client_dialect
+        keep = self.prim.truncate_columns
+        while (batch := await self.src.next()) is not None:
+            out = [row for row in batch if _truth(pred.evaluate(row, binds), dialect)]
+            if out:
+                return truncate_rows(out, keep, self._width)
+        return None
+
+    async def close(self) -> None:
+        await self.src.close()
+
+
+class ProjectionSource(Source):
+    def __init__(self, prim: Projection, rt: Runtime, src: Source) -> None:
+        self.prim, self.rt, self.src = prim, rt, src
+        self._first: list[Row] | None = None
+
+    def _project(self, batch: list[Row]) -> list[Row]:
+        exprs, binds = self.prim.expressions, self.rt.binds
+        return [tuple(e.evaluate(row, binds) for e in exprs) for row in batch]
+
+    async def open(self) -> ProjectionSource:
+        from router.planner.evalexpr import Col
+
+        first = await self.src.next()
+        self._first = self._project(first) if first is not None else None
+        cols: list[Column] = []
+        for i, (expr, name) in enumerate(zip(self.prim.expressions, self.prim.columns, strict=True)):
+            if isinstance(expr, Col) and expr.offset < len(self.src.columns):
+                cols.append(dataclasses.replace(self.src.columns[expr.offset], name=name))
+                continue
+            sample = next((r[i] for r in self._first or () if r[i] is not None), None)
+            if sample is None:
+                source_col = next((self.src.columns[o] for o in _offsets(expr) if o < len(self.src.columns)), None)
+                cols.append(dataclasses.replace(source_col, name=name) if source_col is not None
+                            else synthetic_column(name))
+            else:
+                cols.append(synthetic_column(name, sample))
+        self.columns = tuple(cols)
+        return self
+
+    async def next(self) -> list[Row] | None:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        batch = await self.src.next()
+        return None if batch is None else self._project(batch)
+
+    async def close(self) -> None:
+        self._first = None
+        await self.src.close()
+
+
+def _offsets(expr: Any) -> list[int]:
+    """Input columns an expression reads (first found first)."""
+    from router.planner.evalexpr import Col
+
+    out: list[int] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Col):
+            out.append(node.offset)
+            continue
+        for name in getattr(node, "__slots__", ()):
+            v = getattr(node, name, None)
+            if isinstance(v, tuple):
+                stack.extend(x for x in v if hasattr(x, "evaluate"))
+            elif hasattr(v, "evaluate"):
+                stack.append(v)
+    return out

@@ -1,0 +1,188 @@
+"""Executing a ``Route``: resolve its shards, send each its SQL, and stream the answers back.
+
+- Shards: ``resolve_route`` (pure); a lookup vindex first reads its table (``router.engine.lookup``).
+  ``any_one`` (reference tables) picks one shard, round robin.
+- SQL: the template rendered in the keyspace's backend dialect; an ``IN`` route gives each shard only its own
+  values (``overrides={in_slot: values}``); a ``passthrough`` route on one shard whose backend speaks the client's
+  dialect sends the client's own text (no rendering at all) when the client sent no bind parameters.
+- Reading: vindex-keyed routes (point reads) and routes the caller marks small use one ``execute`` per shard; the
+  rest stream: one shard is read in the consumer's task, several are read concurrently with bounded read-ahead.
+  With ``order_by`` several shards are merged by a k-way heap (``merge_sort``), otherwise batches are handed out
+  as they arrive. ``truncate_columns`` drops the helper columns (weight strings, ORDER BY extras) at the end.
+- No shard at all (a provably empty route, values that map nowhere): the columns still matter (a client needs
+  them), so the field query, or the query itself, runs on the keyspace's first shard and its rows are dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from router.backend.result import Row
+from router.engine.compare import sort_key
+from router.engine.lookup import resolve_lookup
+from router.engine.merge_sort import MergeSort
+from router.engine.readers import BufferedReader, DirectReader, FanIn, PumpReader, Reader, close_all, open_all
+from router.engine.runtime import Runtime, Source, truncate, truncate_rows
+from router.planner.plan import Opcode, Route, RoutingParams
+from router.planner.resolve import NeedsLookup, ResolvedRoute, resolve_route
+from router.planner.values import evaluate
+from sharding.snapshot import Shard
+
+__all__ = ["RouteSource", "open_route", "resolve_shards", "shard_queries"]
+
+# Routes that name their rows by a vindex value: small answers, one round trip each.
+_POINT = frozenset({Opcode.EqualUnique, Opcode.Equal, Opcode.IN, Opcode.MultiEqual, Opcode.Next, Opcode.DBA,
+                    Opcode.None_})
+_round_robin = itertools.count()
+
+
+async def resolve_shards(routing: RoutingParams, rt: Runtime, *, write: bool = False) -> ResolvedRoute:
+    """The shards (and per-shard IN values) of ``routing`` for this execution. Writes never pick "any one"."""
+    resolved = resolve_route(routing, rt.binds, rt.snapshot, rt.env)
+    if isinstance(resolved, NeedsLookup):
+        keep = routing.opcode is Opcode.IN
+        resolved = await resolve_lookup(rt, routing.keyspace.name, resolved.vindex, resolved.values, keep)
+    if resolved.any_one and not write and len(resolved.shards) > 1:
+        shard = resolved.shards[next(_round_robin) % len(resolved.shards)]
+        return ResolvedRoute((shard,))
+    return resolved
+
+
+def shard_queries(query: Any, in_slot: int, passthrough: bool, keyspace: str, resolved: ResolvedRoute,
+                  rt: Runtime) -> list[tuple[Shard, str]]:
+    """Each shard with the SQL it receives."""
+    dialect = rt.ctx.backend_dialect(keyspace)
+    shards = resolved.shards
+    if (passthrough and len(shards) == 1 and dialect == rt.client_dialect and not rt.has_params and rt.sql
+            and not rt.env):
+        return [(shards[0], rt.sql)]
+    if resolved.values is not None and in_slot >= 0:
+        return [(s, query.render(rt.binds, dialect, rt.env, {in_slot: vals}))
+                for s, vals in zip(shards, resolved.values, strict=True)]
+    if query.is_static:
+        sql = query.parts[0]
+        return [(s, sql) for s in shards]
+    sql = query.render(rt.binds, dialect, rt.env)
+    return [(s, sql) for s in shards]
+
+
+def param_form(query: Any, rt: Runtime, overrides: dict[int, Any] | None = None) -> tuple[str, list[Any]] | None:
+    """The template with PostgreSQL ``$n`` placeholders and their values, when every slot holds one scalar (an IN
+    list stays literal). The text is the same for every execution of a plan, so the shard's connection keeps it
+    prepared: one round trip per execution instead of parse + execute."""
+    slots = query.slots
+    if not slots:
+        return None
+    out = [query.parts[0]]
+    values: list[Any] = []
+    for i, (slot, part) in enumerate(zip(slots, query.parts[1:], strict=True)):
+        v = overrides[i] if overrides is not None and i in overrides else evaluate(slot, rt.binds, rt.env)
+        if isinstance(v, (tuple, list)):
+            return None
+        values.append(v)
+        out.append(f"${len(values)}")
+        out.append(part)
+    return "".join(out), values
+
+
+class RouteSource(Source):
+    def __init__(self, prim: Route, rt: Runtime, small: bool = False) -> None:
+        self.prim = prim
+        self.rt = rt
+        self.small = small or rt.buffered or prim.routing.opcode in _POINT
+        self._readers: list[Reader] = []
+        self._merge: MergeSort | None = None
+        self._fanin: FanIn | None = None
+        self._width = 0
+        self._keep = prim.truncate_columns
+        self._drop = prim.helper_prefix
+        self._rows_only_fields = False
+        self.resolved: ResolvedRoute | None = None  # shards decided by someone else (VindexLookup)
+
+    async def open(self) -> RouteSource:
+        prim, rt = self.prim, self.rt
+        keyspace = prim.routing.keyspace.name
+        resolved = self.resolved if self.resolved is not None else await resolve_shards(prim.routing, rt)
+        if not resolved.shards:
+            await self._open_fields_only(keyspace)
+            return self
+        plan = shard_queries(prim.query, prim.in_slot, prim.passthrough, keyspace, resolved, rt)
+        targets = [(rt.target(keyspace, s.name), sql) for s, sql in plan]
+        if self.small:
+            prepared = param_form(prim.query, rt) if rt.ctx.backend_dialect(keyspace) == "postgres" \
+                and resolved.values is None else None
+            readers: list[Reader] = [BufferedReader(rt, t, sql, prepared) for t, sql in targets]
+        elif len(targets) == 1:
+            readers = [DirectReader(rt, *targets[0])]
+        elif prim.order_by:
+            readers = [PumpReader(rt, t, sql) for t, sql in targets]
+        else:
+            queue: asyncio.Queue[Any] = asyncio.Queue(max(1, rt.limits.prefetch_batches) * len(targets))
+            readers = [PumpReader(rt, t, sql, queue, i) for i, (t, sql) in enumerate(targets)]
+            self._fanin = FanIn(rt, readers, queue)  # type: ignore[arg-type]
+        self._readers = readers
+        await open_all(readers)
+        columns = next((r.columns for r in readers if r.columns), ())
+        self._width = len(columns)
+        self.columns = truncate(columns, self._keep)[self._drop:]
+        if prim.order_by and len(readers) > 1:
+            self._merge = MergeSort(readers, sort_key(prim.order_by))
+        return self
+
+    async def _open_fields_only(self, keyspace: str) -> None:
+        prim, rt = self.prim, self.rt
+        first = rt.snapshot.shards(keyspace)[0]
+        template = prim.field_query if prim.field_query is not None else prim.query
+        dialect = rt.ctx.backend_dialect(keyspace)
+        # An IN list whose values all map nowhere still needs valid SQL: ``IN (NULL)`` matches nothing.
+        overrides = {prim.in_slot: (None,)} if prim.field_query is None and prim.in_slot >= 0 else None
+        try:
+            sql = template.render(rt.binds, dialect, rt.env, overrides)
+        except Exception:
+            self.columns = ()
+            return
+        reader = BufferedReader(rt, rt.target(keyspace, first.name), sql)
+        await reader.open()
+        self._width = len(reader.columns)
+        self.columns = truncate(reader.columns, self._keep)[self._drop:]
+        self._rows_only_fields = True
+
+    async def next(self) -> list[Row] | None:
+        if self._rows_only_fields:
+            return None
+        batch = await self._next_raw()
+        if batch is None:
+            return None
+        if self._drop:
+            keep = self._keep if 0 < self._keep < self._width else self._width
+            drop = self._drop
+            return [r[drop:keep] for r in batch]
+        return truncate_rows(batch, self._keep, self._width)
+
+    async def _next_raw(self) -> list[Row] | None:
+        if self._merge is not None:
+            return await self._merge.next(self.rt.limits.batch_rows)
+        if self._fanin is not None:
+            return await self._fanin.next()
+        readers = self._readers
+        while readers:
+            batch = await readers[0].next()
+            if batch is not None:
+                return batch
+            await readers[0].close()
+            readers.pop(0)
+        return None
+
+    async def close(self) -> None:
+        readers, self._readers = self._readers, []
+        if self._merge is not None:
+            await self._merge.close()
+        elif self._fanin is not None:
+            await self._fanin.close()
+        elif readers:
+            await close_all(readers)
+
+
+async def open_route(prim: Route, rt: Runtime, small: bool = False) -> Source:
+    return await RouteSource(prim, rt, small).open()

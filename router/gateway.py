@@ -1,0 +1,205 @@
+"""The Python API of the router, for tests and embedding: SQL in, rows out, through real shards.
+
+    from router import gateway
+
+    async with gateway.connect("cluster.yaml") as gw:
+        rows = await gw.execute("SELECT name FROM customer WHERE customer_id = %s", [5],
+                                dialect="mysql", keyspace="customer")
+        async with gw.stream("SELECT * FROM corder ORDER BY order_id", keyspace="customer") as ex:
+            async for batch in ex:
+                ...
+        async with gw.session(dialect="postgres", keyspace="customer") as s:
+            await s.execute("BEGIN")
+            await s.execute("UPDATE customer SET name = 'x' WHERE customer_id = 5")
+            await s.execute("COMMIT")
+
+``connect`` takes a config file path, a parsed ``ClusterConfig``, or a config document (dict). It builds the
+cluster snapshot (from the config, or, with ``topology=True``, from the topology store the config names, seeded
+with the config's VSchema and followed as it changes), the backend pools for that snapshot, the planner, and, with
+``twopc_dir``, the two-phase-commit coordinator, whose decision log is recovered before the first statement.
+
+``execute`` returns a ``Result``: a list of row tuples with ``columns``, ``column_names``, ``rows_affected``,
+``last_insert_id`` and ``warnings``. Bind parameters: positional (``?`` / ``%s`` / ``$1``) as a sequence, or
+named (``:name``) as a mapping.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from router.backend.pool_config import PoolConfig
+from router.backend.pools import PoolSet
+from router.engine.context import Limits
+from router.engine.pools_context import backend_dialect_of
+from router.engine.run import Execution
+from router.engine.session import Result, Session
+from router.engine.transaction import TxMode
+from router.planner import Planner
+from sharding.config import ClusterConfig, load_config, parse_config
+from sharding.errors import ConfigError
+from sharding.snapshot import ClusterSnapshot
+from sharding.topology.vschema_store import SnapshotSource, save_vschema, shards_from_config
+
+__all__ = ["Gateway", "Result", "Session", "connect"]
+
+
+def _load(config: ClusterConfig | str | os.PathLike[str] | Mapping[str, Any]) -> ClusterConfig:
+    if isinstance(config, ClusterConfig):
+        return config
+    if isinstance(config, Mapping):
+        return parse_config(dict(config), source="<dict>")
+    return load_config(config)
+
+
+class Gateway:
+    """A router in this process (see the module docstring)."""
+
+    def __init__(self, config: ClusterConfig | str | os.PathLike[str] | Mapping[str, Any], *,
+                 limits: Limits | None = None, pool_config: PoolConfig | None = None,
+                 twopc_dir: str | os.PathLike[str] | None = None, topology: bool = False,
+                 tx_mode: TxMode | str = TxMode.MULTI, router_id: str = "") -> None:
+        self.config = _load(config)
+        self.limits = limits or Limits()
+        self.pools = PoolSet(pool_config or PoolConfig())
+        self.planner = Planner()
+        self.coordinator: Any = None
+        self.tx_mode = TxMode(tx_mode)
+        self.dialect_cache: dict[str, str] = {}
+        self._twopc_dir = twopc_dir
+        self._router_id = router_id
+        self._topology = topology
+        self._store: Any = None
+        self._source: SnapshotSource | None = None
+        self._snapshot: ClusterSnapshot | None = None
+        self._sessions: set[Session] = set()
+        self.recovery: Any = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------------
+    async def start(self) -> Gateway:
+        shards = shards_from_config(self.config)
+        if self._topology:
+            from sharding.topology import open_store
+
+            self._store = open_store(self.config.topology)
+            self._source = SnapshotSource(self._store, shards, on_snapshot=self._install, seed=self.config.vschema)
+            snapshot = await self._source.start()
+        else:
+            snapshot = ClusterSnapshot.build(1, self.config.vschema, shards)
+        await self._install(snapshot)
+        if self._twopc_dir is not None:
+            from router.engine.twopc import TwoPhaseCoordinator
+
+            self.coordinator = TwoPhaseCoordinator(self._twopc_dir, self._router_id)
+            self.recovery = await self.coordinator.recover(self.pools)
+        return self
+
+    async def _install(self, snapshot: ClusterSnapshot) -> None:
+        if self._snapshot is not None and snapshot.version <= self._snapshot.version:
+            return
+        await self.pools.apply(snapshot)
+        self.dialect_cache.clear()
+        self._snapshot = snapshot
+
+    async def close(self) -> None:
+        for session in list(self._sessions):
+            await session.close()
+        if self._source is not None:
+            await self._source.stop()
+        await self.pools.close(timeout=5)
+        if self.coordinator is not None:
+            self.coordinator.close()
+
+    async def __aenter__(self) -> Gateway:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __await__(self) -> Any:
+        return self.start().__await__()
+
+    # --- what sessions use ------------------------------------------------------------------------------------
+    @property
+    def snapshot(self) -> ClusterSnapshot:
+        if self._snapshot is None:
+            raise ConfigError("the gateway is not started (use `async with connect(...)`)")
+        return self._snapshot
+
+    def backend_dialect(self, keyspace: str) -> str:
+        d = self.dialect_cache.get(keyspace)
+        if d is None:
+            d = self.dialect_cache[keyspace] = backend_dialect_of(self.snapshot, keyspace)
+        return d
+
+    async def apply_vschema_ddl(self, statement: Any, keyspace: str) -> list[str]:
+        """ALTER VSCHEMA: edit the VSchema, create missing sequence tables, store the result (compare-and-swap
+        against the snapshot's version when a topology store is used) and switch to the new snapshot."""
+        from router.planner.vschema_ddl import CreateSequenceTable, apply_vschema_ddl
+
+        snapshot = self.snapshot
+        change = apply_vschema_ddl(snapshot.vschema.to_json(), statement, keyspace)
+        for effect in change.effects:
+            if isinstance(effect, CreateSequenceTable):
+                await self._create_sequence_table(effect.keyspace, effect.table)
+        if self._store is not None:
+            version = await save_vschema(self._store, change.doc, expected_version=snapshot.version)
+        else:
+            version = snapshot.version + 1
+        shards = {name: list(ks.shards) for name, ks in snapshot.keyspaces.items()}
+        await self._install(ClusterSnapshot.build(version, change.vschema, shards))
+        return list(change.notes)
+
+    async def _create_sequence_table(self, keyspace: str, table: str) -> None:
+        shard = self.snapshot.shards(keyspace)[0]
+        dialect = self.backend_dialect(keyspace)
+        if dialect == "postgres":
+            name = '"' + table.replace('"', '""') + '"'
+            sqls = [f"CREATE TABLE IF NOT EXISTS {name} (id INT PRIMARY KEY, next_id BIGINT, cache BIGINT)",
+                    f"INSERT INTO {name} (id, next_id, cache) VALUES (0, 1, 1000) ON CONFLICT DO NOTHING"]
+        else:
+            name = "`" + table.replace("`", "``") + "`"
+            sqls = [f"CREATE TABLE IF NOT EXISTS {name} (id INT PRIMARY KEY, next_id BIGINT, cache BIGINT)",
+                    f"INSERT IGNORE INTO {name} (id, next_id, cache) VALUES (0, 1, 1000)"]
+        async with self.pools.acquire(keyspace, shard.name) as conn:
+            for sql in sqls:
+                await conn.execute(sql)
+
+    # --- the API -----------------------------------------------------------------------------------------------
+    def session(self, dialect: str = "mysql", keyspace: str | None = None, *, user: str = "",
+                tx_mode: TxMode | str | None = None) -> Session:
+        """A stateful session (transactions, SET, USE). Close it (or use ``async with``) to end its transaction."""
+        session = _TrackedSession(self, dialect, keyspace, user=user, tx_mode=tx_mode or self.tx_mode)
+        self._sessions.add(session)
+        return session
+
+    async def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
+                      dialect: str = "mysql", keyspace: str | None = None) -> Result:
+        """Run one statement in a session of its own (autocommit) and return its rows / totals."""
+        async with self.session(dialect, keyspace) as session:
+            return await session.execute(sql, params)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
+                     dialect: str = "mysql", keyspace: str | None = None) -> AsyncIterator[Execution]:
+        """``async with gw.stream(sql) as ex: async for batch in ex: …`` (rows as they come from the shards)."""
+        async with self.session(dialect, keyspace) as session, session.stream(sql, params) as ex:
+            yield ex  # type: ignore[misc]
+
+
+class _TrackedSession(Session):
+    async def close(self) -> None:
+        await super().close()
+        sessions = getattr(self.host, "_sessions", None)
+        if sessions is not None:
+            sessions.discard(self)
+
+
+def connect(config: ClusterConfig | str | os.PathLike[str] | Mapping[str, Any], **options: Any) -> Gateway:
+    """A ``Gateway`` for ``config``: ``async with connect(...) as gw`` (or ``gw = await connect(...)`` and
+    ``await gw.close()``). Options: ``limits``, ``pool_config``, ``twopc_dir``, ``topology``, ``tx_mode``."""
+    if isinstance(config, (str, os.PathLike)) and not Path(config).exists():
+        raise ConfigError(f"config file {config} does not exist")
+    return Gateway(config, **options)
