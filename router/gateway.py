@@ -18,13 +18,21 @@ cluster snapshot (from the config, or, with ``topology=True``, from the topology
 with the config's VSchema and followed as it changes), the backend pools for that snapshot, the planner, and, with
 ``twopc_dir``, the two-phase-commit coordinator, whose decision log is recovered before the first statement.
 
+The gateway also keeps the schema the shards report (``router.engine.schema_tracker``): read at start, after
+every DDL the engine runs and on ``reload_schema()``, and published in the snapshot (``snapshot.schema``) for the
+planner. Each published change moves the snapshot's version on, so plans made against the old schema retire. With a
+topology store the snapshot's version is the store's VSchema version until the first schema change; after that it
+runs ahead of it (the store version still guards ALTER VSCHEMA's compare-and-swap).
+
 ``execute`` returns a ``Result``: a list of row tuples with ``columns``, ``column_names``, ``rows_affected``,
 ``last_insert_id`` and ``warnings``. Bind parameters: positional (``?`` / ``%s`` / ``$1``) as a sequence, or
 named (``:name``) as a mapping.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -32,18 +40,25 @@ from typing import Any
 
 from router.backend.pool_config import PoolConfig
 from router.backend.pools import PoolSet
+from router.backend.sqlkind import first_keyword
 from router.engine.context import Limits
 from router.engine.pools_context import backend_dialect_of
 from router.engine.run import Execution
+from router.engine.schema_tracker import SchemaTracker
 from router.engine.session import Result, Session
 from router.engine.transaction import TxMode
 from router.planner import Planner
 from sharding.config import ClusterConfig, load_config, parse_config
 from sharding.errors import ConfigError
+from sharding.schema import EMPTY_SCHEMA, SchemaSet
 from sharding.snapshot import ClusterSnapshot
 from sharding.topology.vschema_store import SnapshotSource, save_vschema, shards_from_config
 
 __all__ = ["Gateway", "Result", "Session", "connect"]
+
+log = logging.getLogger("shardgate.schema")
+# Statements after which the tables of a keyspace may have changed (TRUNCATE, COMMENT… leave columns alone).
+_SCHEMA_WORDS = frozenset({"CREATE", "ALTER", "DROP", "RENAME"})
 
 
 def _load(config: ClusterConfig | str | os.PathLike[str] | Mapping[str, Any]) -> ClusterConfig:
@@ -60,7 +75,8 @@ class Gateway:
     def __init__(self, config: ClusterConfig | str | os.PathLike[str] | Mapping[str, Any], *,
                  limits: Limits | None = None, pool_config: PoolConfig | None = None,
                  twopc_dir: str | os.PathLike[str] | None = None, topology: bool = False,
-                 tx_mode: TxMode | str = TxMode.MULTI, router_id: str = "") -> None:
+                 tx_mode: TxMode | str = TxMode.MULTI, router_id: str = "", track_schema: bool = True,
+                 schema_timeout: float = 10.0) -> None:
         self.config = _load(config)
         self.limits = limits or Limits()
         self.pools = PoolSet(pool_config or PoolConfig())
@@ -76,6 +92,11 @@ class Gateway:
         self._snapshot: ClusterSnapshot | None = None
         self._sessions: set[Session] = set()
         self.recovery: Any = None
+        self.track_schema = track_schema
+        self.schema_tracker = SchemaTracker(self.pools, self.backend_dialect, timeout=schema_timeout)
+        self._schema: SchemaSet = EMPTY_SCHEMA
+        self._vschema_version: int | None = None  # the VSchema's own version (the store's, with a topology store)
+        self._started = False
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
     async def start(self) -> Gateway:
@@ -89,19 +110,83 @@ class Gateway:
         else:
             snapshot = ClusterSnapshot.build(1, self.config.vschema, shards)
         await self._install(snapshot)
+        if self.track_schema:
+            await self.reload_schema()
         if self._twopc_dir is not None:
             from router.engine.twopc import TwoPhaseCoordinator
 
             self.coordinator = TwoPhaseCoordinator(self._twopc_dir, self._router_id)
             self.recovery = await self.coordinator.recover(self.pools)
+        self._started = True
         return self
 
     async def _install(self, snapshot: ClusterSnapshot) -> None:
-        if self._snapshot is not None and snapshot.version <= self._snapshot.version:
+        """Switch to a snapshot of a new VSchema (``snapshot.version`` is the VSchema's version). It keeps the
+        tracked schema, and its version moves past the current snapshot's (schema changes may have run ahead)."""
+        def stale() -> bool:
+            return self._vschema_version is not None and snapshot.version <= self._vschema_version
+
+        if stale():
             return
         await self.pools.apply(snapshot)
+        if stale():  # a newer VSchema was installed meanwhile
+            return
+        current = self._snapshot
+        version = snapshot.version if current is None else max(snapshot.version, current.version + 1)
+        self._vschema_version = snapshot.version
         self.dialect_cache.clear()
-        self._snapshot = snapshot
+        self._snapshot = snapshot.replace(version=version, schema=self._schema)
+
+    # --- the tracked schema ------------------------------------------------------------------------------------
+    @property
+    def schema(self) -> SchemaSet:
+        """The schema the shards reported last (``snapshot.schema``)."""
+        return self._schema
+
+    async def reload_schema(self, keyspace: str | None = None) -> SchemaSet:
+        """Read the tables of every keyspace (or one) from the shards' catalogs and publish them; returns the
+        schema now in force. Shards that disagree are in ``.disagreements``; unreadable ones in ``.errors``."""
+        snapshot = self.snapshot
+        names = None if keyspace is None else [keyspace]
+        read = await self.schema_tracker.load(snapshot, names, base=EMPTY_SCHEMA)
+        schema = self._schema
+        for name in read.keyspaces:
+            newest = self.schema_tracker.latest(name)  # a later refresh may have finished before this one resumed
+            if newest is not None:
+                schema = schema.with_keyspace(newest)
+        self._publish_schema(schema)
+        return self._schema
+
+    def _publish_schema(self, schema: SchemaSet) -> None:
+        if schema == self._schema:
+            return  # nothing the planner sees changed: cached plans stay
+        self._schema = schema
+        current = self._snapshot
+        if current is None:
+            return
+        # Before start() returns nothing has planned against the snapshot: the schema joins it at its version.
+        version = current.version + 1 if self._started else current.version
+        self._snapshot = current.replace(version=version, schema=schema)
+
+    async def schema_changed(self, keyspace: str, session: Session | None = None, sql: str = "") -> None:
+        """Called by the engine after it ran DDL on ``keyspace`` (``sql``: the statement, to skip those that change
+        no table). Inside a PostgreSQL transaction the change is seen by others only at COMMIT, so the refresh waits
+        for the session's transaction to end."""
+        if not self.track_schema or keyspace not in self.snapshot.keyspaces:
+            return
+        if sql and first_keyword(sql) not in _SCHEMA_WORDS:
+            return
+        if session is not None and session.tx is not None and self.backend_dialect(keyspace) == "postgres" \
+                and isinstance(session, _TrackedSession):
+            session.schema_pending.add(keyspace)
+            return
+        try:
+            await self.reload_schema(keyspace)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the DDL itself went through: report, keep the last schema
+            log.warning("schema_reload_failed keyspace=%s error=%s", keyspace, type(exc).__name__,
+                        extra={"event": "schema_reload_failed", "keyspace": keyspace, "error": type(exc).__name__})
 
     async def close(self) -> None:
         for session in list(self._sessions):
@@ -140,16 +225,21 @@ class Gateway:
         from router.planner.vschema_ddl import CreateSequenceTable, apply_vschema_ddl
 
         snapshot = self.snapshot
+        based_on = self._vschema_version if self._vschema_version is not None else snapshot.version
         change = apply_vschema_ddl(snapshot.vschema.to_json(), statement, keyspace)
+        created: set[str] = set()
         for effect in change.effects:
             if isinstance(effect, CreateSequenceTable):
                 await self._create_sequence_table(effect.keyspace, effect.table)
+                created.add(effect.keyspace)
         if self._store is not None:
-            version = await save_vschema(self._store, change.doc, expected_version=snapshot.version)
+            version = await save_vschema(self._store, change.doc, expected_version=based_on)
         else:
-            version = snapshot.version + 1
+            version = based_on + 1
         shards = {name: list(ks.shards) for name, ks in snapshot.keyspaces.items()}
         await self._install(ClusterSnapshot.build(version, change.vschema, shards))
+        for name in sorted(created):
+            await self.schema_changed(name)
         return list(change.notes)
 
     async def _create_sequence_table(self, keyspace: str, table: str) -> None:
@@ -190,8 +280,29 @@ class Gateway:
 
 
 class _TrackedSession(Session):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.schema_pending: set[str] = set()  # keyspaces changed by DDL inside this session's open transaction
+
+    @contextlib.asynccontextmanager
+    async def stream(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+                     ) -> AsyncIterator[Any]:
+        try:
+            async with super().stream(sql, params) as ex:
+                yield ex
+        finally:
+            if self.schema_pending and self.tx is None:
+                await self._refresh_pending()
+
+    async def _refresh_pending(self) -> None:
+        pending, self.schema_pending = self.schema_pending, set()
+        for keyspace in sorted(pending):
+            await self.host.schema_changed(keyspace)  # type: ignore[attr-defined]
+
     async def close(self) -> None:
         await super().close()
+        if self.schema_pending:
+            await self._refresh_pending()
         sessions = getattr(self.host, "_sessions", None)
         if sessions is not None:
             sessions.discard(self)
@@ -199,7 +310,8 @@ class _TrackedSession(Session):
 
 def connect(config: ClusterConfig | str | os.PathLike[str] | Mapping[str, Any], **options: Any) -> Gateway:
     """A ``Gateway`` for ``config``: ``async with connect(...) as gw`` (or ``gw = await connect(...)`` and
-    ``await gw.close()``). Options: ``limits``, ``pool_config``, ``twopc_dir``, ``topology``, ``tx_mode``."""
+    ``await gw.close()``). Options: ``limits``, ``pool_config``, ``twopc_dir``, ``topology``, ``tx_mode``,
+    ``track_schema`` (default True: read the shards' schema at start and after DDL), ``schema_timeout``."""
     if isinstance(config, (str, os.PathLike)) and not Path(config).exists():
         raise ConfigError(f"config file {config} does not exist")
     return Gateway(config, **options)

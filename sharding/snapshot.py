@@ -2,7 +2,8 @@
 
 The router plans and executes each query against one ``ClusterSnapshot``; a topology change builds a new snapshot
 and swaps it in whole, so no query ever sees half of a change (DESIGN: "one immutable cluster snapshot per query").
-``version`` goes into plan-cache keys, which retires old plans without explicit clearing.
+``version`` goes into plan-cache keys, which retires old plans without explicit clearing; it moves on with every
+change the planner can see, the tracked schema (``schema``, ``sharding.schema``) included.
 
 Per keyspace, the shards are kept sorted by key range with a ``cython_ext.shardmap.ShardMap`` over their start
 keys, so a keyspace id finds its shard with one bisect.
@@ -19,6 +20,7 @@ import cython_ext
 from sharding.destination import AllShards, Destination, KeyRangeDest, KeyspaceId, KeyspaceIds, NoShard
 from sharding.errors import ConfigError, KeyRangeError, UnknownKeyspaceError
 from sharding.keyrange import FULL, KeyRange, check_coverage
+from sharding.schema import EMPTY_SCHEMA, SchemaSet
 from sharding.vschema_model import VSchema
 
 __all__ = ["ClusterSnapshot", "KeyspaceShards", "Shard"]
@@ -97,18 +99,22 @@ class KeyspaceShards:
 
 @dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
-    """The VSchema and the shards of every keyspace at one ``version``. Replaced, never mutated."""
+    """The VSchema, the shards of every keyspace and the schema the shards report (``schema``: tables, columns
+    and types per keyspace, kept by the router's schema tracker; empty when not tracked) at one ``version``.
+    Replaced, never mutated."""
 
     version: int
     vschema: VSchema
     keyspaces: Mapping[str, KeyspaceShards]
+    schema: SchemaSet = EMPTY_SCHEMA
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyspaces", MappingProxyType(dict(self.keyspaces)))
 
     @classmethod
     def build(
-        cls, version: int, vschema: VSchema, shards: Mapping[str, Iterable[str | Shard]]
+        cls, version: int, vschema: VSchema, shards: Mapping[str, Iterable[str | Shard]],
+        schema: SchemaSet = EMPTY_SCHEMA,
     ) -> ClusterSnapshot:
         """A snapshot from shard names (or ``Shard`` objects) per keyspace.
 
@@ -132,7 +138,7 @@ class ClusterSnapshot:
                 problems.append(f"keyspace {name!r}: {exc.message}")
         if problems:
             raise ConfigError(f"invalid cluster snapshot v{version}: " + "; ".join(problems), problems=problems)
-        return cls(version, vschema, built)
+        return cls(version, vschema, built, schema)
 
     def replace(self, **changes: Any) -> ClusterSnapshot:
         """A new snapshot with some fields changed (``version`` should move on)."""

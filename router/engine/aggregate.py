@@ -22,10 +22,10 @@ from collections.abc import Callable
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
-from router.backend.result import Row
+from router.backend.result import Column, Row, TypeCode
 from router.engine.compare import equality_value, key_component
 from router.engine.runtime import ListSource, Runtime, Source, truncate, truncate_rows
-from router.planner.plan import Aggregate, AggregateOp
+from router.planner.plan import Aggregate, AggregateOp, Route, VindexLookup
 from router.planner.values import evaluate
 
 __all__ = ["open_aggregate"]
@@ -54,11 +54,27 @@ def add(a: Any, b: Any) -> Any:
     return _EXACT.add(Decimal(a) if not isinstance(a, Decimal) else a, Decimal(b) if not isinstance(b, Decimal) else b)
 
 
+def raw_sum_result(total: Any, column: Column | None, raw: bool = True) -> Any:
+    """An integer sum typed as the backend types ``SUM`` of that column: MySQL/MariaDB give DECIMAL for every
+    integer type (a shard's partial SUM is never an integer there, so an integer column was summed raw),
+    PostgreSQL ``numeric`` for ``bigint`` and ``bigint`` for ``smallint``/``integer``. On PostgreSQL a ``bigint``
+    input is either raw values (``raw``) or partial sums of ``integer`` (already the right type)."""
+    if type(total) is not int or column is None or not column.type.is_integer:
+        return total
+    if column.engine == "mysql" or (raw and column.type is TypeCode.BIGINT):
+        return Decimal(total)
+    return total
+
+
 class _Merger:
     """Per-group accumulators for the ``aggregates`` of one primitive."""
 
-    def __init__(self, prim: Aggregate, rt: Runtime, dialect: str) -> None:
+    def __init__(self, prim: Aggregate, rt: Runtime, dialect: str, columns: tuple[Column, ...] = ()) -> None:
         self.rt = rt
+        self.columns = columns
+        # Over a shard route the input holds partial aggregates; over anything else (a join, a derived table, a
+        # union) raw rows, whose SUM the router types itself.
+        self.raw_input = not isinstance(prim.input, (Route, VindexLookup))
         self.budget = rt.budget
         self.dialect = dialect
         self.params = [(a.op, a.col, a.weight_col) for a in prim.aggregates]
@@ -115,10 +131,10 @@ class _Merger:
             return state + 1
         if op is Op.SUM:
             return add(state, v)
-        if op is Op.MIN or op is Op.MAX:
+        if op is Op.MIN or op is Op.MAX:  # (key, value, its weight string): the weight goes along with the value
             key = self.keys[i](row)  # type: ignore[misc]
             if state is None or (key < state[0] if op is Op.MIN else state[0] < key):
-                return (key, v)
+                return (key, v, row[wcol] if wcol >= 0 else None)
             return state
         if op in _DISTINCT:
             k = equality_value(row, col, wcol)
@@ -146,8 +162,12 @@ class _Merger:
 
     def finish(self, first: Row, states: list[Any]) -> Row:
         out = list(first)
-        for i, ((op, col, _wcol), state) in enumerate(zip(self.params, states, strict=True)):
+        for i, ((op, col, wcol), state) in enumerate(zip(self.params, states, strict=True)):
             out[col] = self._final(i, op, state)
+            if wcol >= 0 and (op is Op.MIN or op is Op.MAX):
+                # The weight column orders the result later (a memory sort on MAX(name)): it must be the weight of
+                # the value kept, not of the group's first row.
+                out[wcol] = None if state is None else state[2]
         return tuple(out)
 
     def _final(self, i: int, op: AggregateOp, state: Any) -> Any:
@@ -155,11 +175,13 @@ class _Merger:
             return None if state is None else state[1]
         if op is Op.COUNT_DISTINCT:
             return len(state)
-        if op is Op.SUM_DISTINCT:
+        if op is Op.SUM_DISTINCT:  # over raw values: typed as the backend's SUM would be
             total = None
             for v in state.values():
                 total = add(total, v)
-            return total
+            return raw_sum_result(total, self._column(i))
+        if op is Op.SUM:
+            return raw_sum_result(state, self._column(i), self.raw_input)
         if op is Op.GROUP_CONCAT:
             if not state:
                 return None
@@ -173,6 +195,10 @@ class _Merger:
                 joined = joined.encode()[:self.max_len].decode("utf-8", "ignore")
             return joined
         return state
+
+    def _column(self, i: int) -> Column | None:
+        col = self.params[i][1]
+        return self.columns[col] if col < len(self.columns) else None
 
     def empty(self, width: int) -> Row:
         out: list[Any] = [None] * width
@@ -242,7 +268,7 @@ class _OrderedAggregate(Source):
 
 
 async def open_aggregate(prim: Aggregate, rt: Runtime, src: Source, dialect: str) -> Source:
-    merger = _Merger(prim, rt, dialect)
+    merger = _Merger(prim, rt, dialect, tuple(src.columns))
     if prim.variant == "Ordered" and prim.group_by:
         return _OrderedAggregate(prim, rt, src, merger)
     key = _group_key(prim)

@@ -18,7 +18,7 @@ from router.engine.runtime import ListSource, Runtime, Source
 from router.planner.dml_plan import DML_VALS, DMLWithInput, Insert, InsertVindexValues, row_var, seq_var
 from router.planner.dml_plan import Delete as DeletePrim
 from router.planner.dml_plan import Update as UpdatePrim
-from router.planner.plan import Primitive
+from router.planner.plan import Opcode, Primitive
 from router.planner.sqltext import ENCODERS
 from router.planner.values import evaluate
 from sharding.destination import KeyspaceId
@@ -49,8 +49,14 @@ async def _execute_on(rt: Runtime, keyspace: str, work: Sequence[tuple[Shard, st
         raise
 
 
-def _account(rt: Runtime, results: Sequence[ResultSet | ExecResult], returning: bool) -> Source:
-    """Fold the shards' answers into the totals; the RETURNING rows (if any) become the statement's rows."""
+def _account(rt: Runtime, results: Sequence[ResultSet | ExecResult], returning: bool, *,
+             copies: bool = False) -> Source:
+    """Fold the shards' answers into the totals; the RETURNING rows (if any) become the statement's rows.
+
+    ``copies``: every shard holds the same rows (a reference table written on every shard), so one shard's answer
+    is the statement's: the client wrote its rows once, however many copies the router keeps."""
+    if copies and results:
+        results = results[:1]
     totals = rt.totals
     rows: list[Row] = []
     columns: tuple[Any, ...] = ()
@@ -283,7 +289,7 @@ async def _send_rows(prim: Insert, rt: Runtime, env: dict[str, Any], dialect: st
 def _finish_insert(rt: Runtime, prim: Insert, results: Sequence[ResultSet | ExecResult],
                    first_shard: int = 0) -> Source:
     generated = rt.totals.last_insert_id
-    source = _account(rt, results, prim.returning)
+    source = _account(rt, results, prim.returning, copies=prim.all_shards)
     if generated is None:
         reported = results[first_shard] if results else None
         insert_id = reported.last_insert_id if isinstance(reported, ExecResult) else None
@@ -390,7 +396,8 @@ async def open_delete(prim: DeletePrim, rt: Runtime) -> Source:
                 pairs = [(list(row[offset:offset + width]), k) for row, k in zip(rows, ksids, strict=True)]
                 await delete_lookup_rows(rt, lw, keyspace, pairs)
                 offset += width
-        return _account(rt, await _execute_on(rt, keyspace, work), prim.returning)
+        return _account(rt, await _execute_on(rt, keyspace, work), prim.returning,
+                        copies=prim.routing.opcode is Opcode.Reference)
     finally:
         rt.budget.release(held)
 
@@ -407,7 +414,8 @@ async def open_update(prim: UpdatePrim, rt: Runtime) -> Source:
             held = len(rows)
             for change in prim.changes:
                 await _apply_change(prim, rt, keyspace, change, rows)
-        return _account(rt, await _execute_on(rt, keyspace, work), prim.returning)
+        return _account(rt, await _execute_on(rt, keyspace, work), prim.returning,
+                        copies=prim.routing.opcode is Opcode.Reference)
     finally:
         rt.budget.release(held)
 

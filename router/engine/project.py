@@ -5,15 +5,20 @@ here they only run.
 A projected column that is not a plain input column has no backend type; its type is taken from the first
 non-NULL value it produces (the first batch is computed while opening, so the columns are known before any row
 is handed out), else from the input column it reads, else VARCHAR.
+
+Over a ``SingleRow`` (a SELECT of constants, ``router.planner.dual``) the one row's values are never NULL and its
+columns say so (a decimal with its digits and scale); the columns MySQL names by their text take that text from the
+statement being run (``SingleRow.named_by_text``).
 """
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 from router.backend.result import Column, Row
 from router.engine.runtime import Runtime, Source, synthetic_column, truncate, truncate_rows
-from router.planner.plan import Filter, Projection
+from router.planner.plan import Filter, Projection, SingleRow
 
 __all__ = ["FilterSource", "ProjectionSource"]
 
@@ -73,8 +78,31 @@ class ProjectionSource(Source):
                             else synthetic_column(name))
             else:
                 cols.append(synthetic_column(name, sample))
+        if isinstance(self.prim.input, SingleRow):
+            cols = self._constant_columns(cols)
         self.columns = tuple(cols)
         return self
+
+    def _constant_columns(self, cols: list[Column]) -> list[Column]:
+        from router.planner.dual import item_texts
+
+        named = self.prim.input.named_by_text  # type: ignore[attr-defined]
+        texts = item_texts(self.rt.sql) if named and self.rt.sql else None
+        if texts is not None and len(texts) != len(cols):
+            texts = None
+        row = self._first[0] if self._first else ()
+        out = []
+        for i, col in enumerate(cols):
+            value = row[i] if i < len(row) else None
+            extra: dict[str, Any] = {"nullable": value is None}
+            if isinstance(value, Decimal):
+                digits = len(value.as_tuple().digits)
+                extra["scale"] = max(-int(value.as_tuple().exponent), 0)
+                extra["precision"] = max(digits, extra["scale"])
+            if texts is not None and i in named:
+                extra["name"] = texts[i]
+            out.append(dataclasses.replace(col, **extra))
+        return out
 
     async def next(self) -> list[Row] | None:
         if self._first is not None:

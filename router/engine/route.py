@@ -70,18 +70,26 @@ def shard_queries(query: Any, in_slot: int, passthrough: bool, keyspace: str, re
 def param_form(query: Any, rt: Runtime, overrides: dict[int, Any] | None = None) -> tuple[str, list[Any]] | None:
     """The template with PostgreSQL ``$n`` placeholders and their values, when every slot holds one scalar (an IN
     list stays literal). The text is the same for every execution of a plan, so the shard's connection keeps it
-    prepared: one round trip per execution instead of parse + execute."""
+    prepared: one round trip per execution instead of parse + execute.
+
+    Equal values (same type, same text) share one placeholder: ``SELECT a % 4 … GROUP BY a % 4`` must stay one
+    expression for PostgreSQL, and ``a % $1 … GROUP BY a % $2`` is not (``must appear in the GROUP BY clause``)."""
     slots = query.slots
     if not slots:
         return None
     out = [query.parts[0]]
     values: list[Any] = []
+    numbers: dict[tuple[type, str], int] = {}
     for i, (slot, part) in enumerate(zip(slots, query.parts[1:], strict=True)):
         v = overrides[i] if overrides is not None and i in overrides else evaluate(slot, rt.binds, rt.env)
         if isinstance(v, (tuple, list)):
             return None
-        values.append(v)
-        out.append(f"${len(values)}")
+        key = (type(v), repr(v))
+        n = numbers.get(key)
+        if n is None:
+            values.append(v)
+            n = numbers[key] = len(values)
+        out.append(f"${n}")
         out.append(part)
     return "".join(out), values
 

@@ -9,8 +9,8 @@
 ``Execution.fetchall()`` reads everything. Leaving the block early (or ``close()``) stops every shard query still
 running. ``open_source(primitive, rt)`` is the one dispatch from primitive type to its executor module (one module
 per primitive: ``route``, ``merge_sort``, ``limit``, ``sort``, ``aggregate``, ``distinct``, ``project``, ``join``,
-``subquery``, ``concatenate``, ``send``, ``dml``, ``insert``, ``special``); a primitive without an executor is
-an ``UnsupportedError`` naming it, never a silent skip.
+``subquery``, ``concatenate``, ``send``, ``dml``, ``insert``, ``special``; ``SingleRow``, one empty row, is
+here); a primitive without an executor is an ``UnsupportedError`` naming it, never a silent skip.
 """
 from __future__ import annotations
 
@@ -155,6 +155,10 @@ async def _send(prim: P.Send, rt: Runtime) -> Source:
     return await run_send(prim, rt)
 
 
+async def _single_row(prim: P.SingleRow, rt: Runtime) -> Source:
+    return ListSource((), [()], rt.limits.batch_rows)
+
+
 async def _rows(prim: P.RowsResult, rt: Runtime) -> Source:
     first = prim.rows[0] if prim.rows else ()
     cols = tuple(synthetic_column(name, first[i] if i < len(first) else None) for i, name in enumerate(prim.columns))
@@ -176,6 +180,7 @@ _OPENERS: dict[type, Callable[[Any, Runtime], Awaitable[Source]]] = {
     P.Concatenate: _concatenate,
     P.Send: _send,
     P.RowsResult: _rows,
+    P.SingleRow: _single_row,
 }
 
 

@@ -1,6 +1,10 @@
 """``Send``: a statement sent unchanged to a set of shards (DDL fan-out). All shards run it concurrently; when some
 fail, the error names the shards that failed and the ones where it succeeded (DDL is not transactional on MySQL,
-so the client must know what to repair)."""
+so the client must know what to repair).
+
+After DDL, whether it succeeded everywhere or not, the session's host (the gateway) is told, so it re-reads the
+keyspace's schema before the statement returns: the client's next statement is planned with the new columns, and
+a fan-out that failed half-way shows up as a schema disagreement."""
 from __future__ import annotations
 
 import asyncio
@@ -34,6 +38,8 @@ async def run_send(prim: Send, rt: Runtime) -> Source:
 
     results = await asyncio.gather(*(one(s) for s in shards), return_exceptions=True)
     failed = [(s, r) for s, r in zip(shards, results, strict=True) if isinstance(r, BaseException)]
+    if len(failed) < len(shards):  # something ran: the keyspace's tables may have changed
+        await _schema_changed(rt, keyspace, sql)
     rt.totals.has_rows = False
     if failed:
         ok = [f"{keyspace}/{s.name}" for s, r in zip(shards, results, strict=True) if not isinstance(r, BaseException)]
@@ -45,3 +51,10 @@ async def run_send(prim: Send, rt: Runtime) -> Source:
         exc.args = (exc.message,)
         raise exc
     return ListSource((), [])
+
+
+async def _schema_changed(rt: Runtime, keyspace: str, sql: str) -> None:
+    session = rt.session
+    notify = getattr(getattr(session, "host", None), "schema_changed", None)
+    if notify is not None:
+        await notify(keyspace, session, sql)

@@ -37,7 +37,7 @@ async def open_uncorrelated(prim: UncorrelatedSubquery, rt: Runtime, open_source
         variant = prim.variant
         if variant == "PulloutExists":
             batch = await sub.next()
-            env[prim.has_values_var or prim.subquery_var] = 1 if batch else 0
+            env[prim.has_values_var or prim.subquery_var] = bool(batch)
         elif variant == "PulloutValue":
             rows: list[Any] = []
             while (batch := await sub.next()) is not None:
@@ -46,7 +46,7 @@ async def open_uncorrelated(prim: UncorrelatedSubquery, rt: Runtime, open_source
                     raise too_many_rows()
             env[prim.subquery_var] = rows[0][0] if rows else None
             if prim.has_values_var:
-                env[prim.has_values_var] = 1 if rows else 0
+                env[prim.has_values_var] = bool(rows)
         elif variant in ("PulloutIn", "PulloutNotIn"):
             values: list[Any] = []
             while (batch := await sub.next()) is not None:
@@ -56,7 +56,7 @@ async def open_uncorrelated(prim: UncorrelatedSubquery, rt: Runtime, open_source
             # An empty list is written ``IN (NULL)`` (valid SQL, matches nothing); the query tests has_values too.
             env[prim.subquery_var] = tuple(values) if values else (None,)
             if prim.has_values_var:
-                env[prim.has_values_var] = 1 if values else 0
+                env[prim.has_values_var] = bool(values)  # TRUE/FALSE: PostgreSQL's AND/NOT take no integer
         else:
             raise UnsupportedError(f"UncorrelatedSubquery variant {variant} is not executable")
     finally:

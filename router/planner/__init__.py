@@ -57,8 +57,13 @@ def build_plan(sql: str, normalized: str, values: Sequence[Any], session: Sessio
     from router.planner.select import plan_select
 
     ctx = PlanContext(session, snapshot, values, sql, normalized)
-    tree = parse_statement(normalized, session.dialect, original=sql)
+    tree = _unparenthesized(parse_statement(normalized, session.dialect, original=sql))
     if isinstance(tree, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
+        from router.planner.dual import plan_constant_select
+
+        constant = plan_constant_select(tree, ctx)
+        if constant is not None:  # SELECT 42: answered by the router (Vitess Projection over SingleRow)
+            return Plan(constant, "select", guards=tuple(ctx.guards), warnings=tuple(ctx.warnings))
         root, refs = plan_select(tree, ctx)
         tables = tuple(sorted({r.qualified_name for r in refs if r.kind == "vschema"}))
         kind = "select"
@@ -76,6 +81,17 @@ def build_plan(sql: str, normalized: str, values: Sequence[Any], session: Sessio
         raise SyntaxError_(f"syntax error at position 1 near '{first[:40]}'", position=1)
     return Plan(root, kind, tables=tables, guards=tuple(ctx.guards), warnings=tuple(ctx.warnings),
                 passthrough=getattr(root, "passthrough", False))
+
+
+def _unparenthesized(tree: Any) -> Any:
+    """A statement that is a query in parentheses, ``((SELECT 1))``, is that query; parentheses that carry an
+    ORDER BY or LIMIT of their own (``(SELECT …) ORDER BY x``) are not taken off."""
+    from sqlglot import exp
+
+    while isinstance(tree, exp.Subquery) and isinstance(tree.this, exp.Query) \
+            and not any(v for k, v in tree.args.items() if k != "this"):
+        tree = tree.this.pop()
+    return tree
 
 
 class Planner:

@@ -7,6 +7,10 @@ JOIN's ON never narrows the preserved side). A LEFT JOIN whose null-supplying si
 of (``b.x = 5``, ``b.x IS NOT NULL``) is an inner join and planned as one (Vitess does the same). ``RIGHT JOIN`` of
 two relations is the mirrored LEFT JOIN.
 
+A derived table's column renames columns of its body: by name, or by position through a column alias list
+(``(select id as b, name from t) u(a, n)``: ``u.n`` is ``t.name``), so that its predicates can route by the base
+table's vindexes.
+
 Groups are formed left to right (``merging``): an inner relation merges into the latest group it can (never past
 an outer-joined or router-side group), an outer-joined one into the group holding every relation its ON clause
 names, when the merge rules allow; otherwise it starts a group. Subqueries are settled against these groups
@@ -138,11 +142,27 @@ class Block:
             return rel.ref, name
         if rel.kind == "derived" and rel.planned is not None and rel.planned.route is not None:
             planned = rel.planned
-            if name in planned.columns:
-                i = planned.columns.index(name)
-                if i < len(planned.col_sources):
-                    return planned.col_sources[i]
+            i = self._derived_position(rel, name)
+            if i is not None and i < len(planned.col_sources):
+                return planned.col_sources[i]
         return None
+
+    def _derived_position(self, rel: Rel, name: str) -> int | None:
+        """The output position of a derived table's column ``name``: by its column alias list (``u(a, n)`` renames
+        the body's columns by position) when it has one, else by the body's own column names. Positions are known
+        only up to the first output of unknown width (a ``*`` of a table without an authoritative column list)."""
+        assert rel.planned is not None
+        outputs = rel.planned.columns
+        alias = rel.node.args.get("alias") if isinstance(rel.node, exp.Subquery) else None
+        if alias is None or not alias.columns:
+            return outputs.index(name) if name in outputs else None
+        listed = [ident(c, self.ctx.session.dialect).lower() for c in alias.columns]
+        if listed.count(name) != 1:
+            return None
+        i = listed.index(name)
+        if None in outputs[:i + 1] or (None not in outputs and len(outputs) != len(listed)):
+            return None
+        return i
 
     def vindexes(self, rel: Rel, name: str) -> set[str]:
         src = self.column_source(rel, name)

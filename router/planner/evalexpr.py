@@ -1250,6 +1250,7 @@ class _Compiler:
         return out
 
     def _is(self, node: exp.Is, negate: bool) -> Expr:
+        negate = negate != bool(node.args.get("negate"))  # ``x IS NOT NULL`` may arrive as Is(negate=True)
         target = node.expression
         if isinstance(target, exp.Null):
             return self._fold(IsNull(self.compile(node.this), negate))

@@ -1,15 +1,17 @@
 """Plans as people read them: Vitess's JSON field names, with this execution's values filled in.
 
 ``shardgate plan`` and ``VEXPLAIN PLAN`` print this. Cached plans hold placeholders (``:v1``); here each
-``Values`` entry and each ``Query`` shows the statement's own literals, and with a shard map each route names
-the shards it would run on (``Shards``), or that a lookup table must be read first.
+``Values`` entry (computed ones too: ``id = 5 + 5`` shows 10, ``(a, b) IN ::vals`` the list's values of the vindex
+column), each ``Query`` and the ``Expressions`` of a SELECT of constants show the statement's own literals, and
+with a shard map each route names the shards it would run on (``Shards``), or that a lookup table must be read
+first.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from router.planner import BoundPlan
-from router.planner.plan import Primitive
+from router.planner.plan import Primitive, Projection, SingleRow
 from router.planner.resolve import NeedsLookup, resolve_route
 from router.planner.sqltext import ENCODERS, SqlTemplate
 from router.planner.values import evaluate
@@ -32,6 +34,12 @@ def _fill(prim: Primitive, out: dict[str, Any], bound: BoundPlan, snapshot: Clus
             out["Values"] = [_display(evaluate(v, binds), dialect) for v in routing.values]
         except ShardgateError:
             pass  # run-time values (join variables) stay as placeholders
+    if isinstance(prim, Projection) and isinstance(prim.input, SingleRow) and "Expressions" in out:
+        try:  # a SELECT of constants: its values, as Vitess prints them (``42 as 42``)
+            out["Expressions"] = [f"{_display(e.evaluate((), binds), dialect)} as {name}"
+                                  for e, name in zip(prim.expressions, prim.columns, strict=True)]
+        except ShardgateError:
+            pass
     query = getattr(prim, "query", None)
     if isinstance(query, SqlTemplate) and "Query" in out and query.slots:
         try:

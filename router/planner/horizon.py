@@ -16,7 +16,8 @@ Vitess's aim: push as much as possible down to the shards, then merge exactly at
   deterministic collation is byte equality). A key of unknown type gets no collation; the engine then raises if
   text reaches it (see ``OrderByParam``), and GROUP BY keys of unknown type are grouped by hash instead of merged.
 - LIMIT n OFFSET m (and MySQL's LIMIT m, n): the shards get ``LIMIT n+m`` without an offset (folded when both are
-  literals, else the run-time ``:__upper_limit``), a ``Limit`` on top applies both.
+  literals, else the run-time ``:__upper_limit``), a ``Limit`` on top applies both. A count or offset that is
+  constant arithmetic (``LIMIT 1 + 1``) is computed when the plan is bound (``values.Arith``).
 - Aggregates are computed per shard and merged (``Aggregate``): COUNT(*), COUNT(x) (summed), SUM, MIN, MAX,
   BIT_AND/OR/XOR, BOOL_AND/OR, ANY_VALUE, GROUP_CONCAT/string_agg (no DISTINCT or ORDER BY inside), AVG (split into
   SUM and COUNT, divided at the router: ``evalexpr.avg_divide``), COUNT/SUM/AVG(DISTINCT x) (x is pushed as a GROUP BY
@@ -64,10 +65,10 @@ from router.planner.plan import (
     Route,
     Sort,
 )
-from router.planner.routing import TableRoute, split_and, to_value
+from router.planner.routing import TableRoute, arith_value, split_and, to_value
 from router.planner.scope import QUERY_NODES, REF_KEY, own_nodes
 from router.planner.semantics import TableRef, column_name, column_owner, ident, scope_tables
-from router.planner.values import Arg, Const, JoinVar, ValueExpr
+from router.planner.values import Arg, Arith, Const, JoinVar, ValueExpr
 from sharding.errors import InvalidValueError, UnknownColumnError, UnsupportedError
 from sharding.vschema_model import Column as VColumn
 
@@ -472,16 +473,19 @@ def _limit_value(node: exp.Expression | None, dialect: str, what: str) -> ValueE
     value = to_value(node)
     if value is None:
         folded = ev.compile_expr(node, dialect)
-        if not isinstance(folded, ev.Lit):
-            raise UnsupportedError(f"{what} {node.sql(dialect=dialect)} across shards is not supported")
-        value = Const(folded.value)
+        if isinstance(folded, ev.Lit):
+            value = Const(folded.value)
+        else:  # ``LIMIT 1 + 1`` (a placeholder now): computed when the plan is bound, checked by the Limit
+            value = arith_value(node, dialect=dialect)
+            if value is None:
+                raise UnsupportedError(f"{what} {node.sql(dialect=dialect)} across shards is not supported")
     if isinstance(value, Const):
         v = value.value
         if v is None:
             return None
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise InvalidValueError(f"{what} needs a non-negative integer, not {v!r}")
-    elif not isinstance(value, Arg):
+    elif not isinstance(value, (Arg, Arith)):
         raise UnsupportedError(f"{what} {node.sql(dialect=dialect)} across shards is not supported")
     return value
 
@@ -1183,7 +1187,7 @@ def _shard_limit(h: _Horizon, tree: exp.Select, ctx: PlanContext) -> str:
     tree.set("limit", None)
     if h.count is None:
         return ""
-    if h.offset is None:
+    if h.offset is None and not isinstance(h.count, Arith):
         tree.set("limit", exp.Limit(expression=_value_node(h.count, tree)))
         return ""
     if isinstance(h.count, Const) and isinstance(h.offset, Const):

@@ -267,6 +267,10 @@ class JoinPlanner:
 
     def _leaves(self, node: exp.Expression, out: list[exp.Expression]) -> None:
         node = _bare(node)
+        if isinstance(node, exp.Distinct):  # COUNT(DISTINCT x): the rows carry x, not "DISTINCT x"
+            for child in node.expressions:
+                self._leaves(child, out)
+            return
         if isinstance(node, exp.Column):
             if self.b.binder.owner(node) is not ALIAS:
                 out.append(node)
@@ -355,6 +359,9 @@ class JoinPlanner:
 
     def _backend(self) -> str:
         dialects = {self.ctx.backend_dialect(g.route.keyspace.name) for g in self.groups if g.route is not None}
+        if not dialects:  # only router-side inputs (derived tables): the databases their rows come from
+            dialects = {self.ctx.backend_dialect(r.keyspace.name) for r in self.b.qp.refs
+                        if r.kind == "vschema" and r.keyspace is not None}
         return "mysql" if "mysql" in dialects or not dialects else dialects.pop()
 
     def _filter_columns(self, f: exp.Expression) -> list[exp.Expression]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 
 import sqlglot
 from sqlglot import exp
@@ -56,8 +57,15 @@ def _syntax_error(exc: ParseError | TokenError, original: str, dialect_name: str
     return SyntaxError_(f"syntax error: {exc}")
 
 
+# MySQL runs the text of an executable comment (``/*! … */``, ``/*!50700 … */``, MariaDB ``/*M!100100 … */``); the
+# planner must see it too, or it would route (and check ACLs on) a statement other than the one the server runs.
+_EXECUTABLE_COMMENT = re.compile(r"/\*M?!(?:\d{5,6})?(.*?)\*/", re.S)
+
+
 def parse_statement(normalized: str, dialect_name: str, original: str | None = None) -> exp.Expression:
     """One statement (the fingerprint's normalized text, with ``:vN`` placeholders) as a sqlglot tree."""
+    if dialect_name == "mysql" and "/*" in normalized:
+        normalized = _EXECUTABLE_COMMENT.sub(lambda m: f" {m.group(1)} ", normalized)
     try:
         trees = sqlglot.parse(normalized, read=dialect(dialect_name), error_level=ErrorLevel.IMMEDIATE)
     except (ParseError, TokenError) as exc:
@@ -72,7 +80,31 @@ def parse_statement(normalized: str, dialect_name: str, original: str | None = N
         from router.planner.dml import parse_replace  # sqlglot reads MySQL REPLACE as a Command
 
         tree = parse_replace(normalized, dialect_name) or tree
+    for node in tree.find_all(exp.In):
+        # ``col IN ::list`` (Vitess list parameter) parses as ``field``; as a one-item list it renders with the
+        # parentheses the shard needs and routes like any folded IN list.
+        field = node.args.get("field")
+        if isinstance(field, exp.Placeholder):
+            node.set("field", None)
+            node.set("expressions", [field])
     if isinstance(tree, exp.Command):
         words = " ".join(tree.sql(dialect=dialect(dialect_name)).split()[:2]).upper()
         raise UnsupportedError(f"unsupported statement: {words}")
+    return _spell_out_negations(tree)
+
+
+def _spell_out_negations(tree: exp.Expression) -> exp.Expression:
+    """``x IS NOT NULL`` / ``x NOT LIKE y`` as ``NOT (…)`` around the positive node, however sqlglot read them.
+
+    sqlglot's PostgreSQL reader gives ``Is(negate=True)`` for ``x IS NOT NULL`` where its MySQL reader gives
+    ``Not(Is(...))``; the planner looks for ``exp.Not`` (routing, null rejection, the evaluator), so a flag left on
+    the node would read as ``x IS NULL``: a route to the NULL keyspace id, a HAVING that keeps the wrong groups."""
+    for node in list(tree.find_all(exp.Is, exp.Like, exp.ILike)):
+        if node.args.get("negate"):
+            positive = node.copy()
+            positive.set("negate", None)
+            replacement = exp.Not(this=positive)
+            if node is tree:
+                return replacement
+            node.replace(replacement)
     return tree

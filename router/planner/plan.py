@@ -547,6 +547,20 @@ class RowsResult(Primitive):
         out["RowCount"] = len(self.rows)
 
 
+@dataclass(frozen=True, slots=True)
+class SingleRow(Primitive):
+    """One row without columns (Vitess ``SingleRow``): the input of a ``Projection`` that computes a SELECT of
+    constants at the router (``router.planner.dual``).
+
+    ``named_by_text``: the offsets of the projection's columns that MySQL names by their text in the statement
+    (unaliased expressions: ``SELECT 42+2`` names its column ``42+2``). Statements that share the plan may write
+    their literals differently (``042``, spaces), so the engine names these columns from the text of the statement
+    it runs, and keeps the projection's names when that text does not read as a select list."""
+
+    named_by_text: tuple[int, ...] = ()
+    operator_type = "SingleRow"
+
+
 @dataclass(frozen=True)
 class Plan:
     """A planned statement: its root primitive plus what ACLs, rules, logs and the cache need to know."""

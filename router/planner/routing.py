@@ -11,7 +11,10 @@ Then each ANDed predicate that pins vindex columns opens an *option*:
 - a multi-column vindex collects its columns from several predicates; when all are pinned its opcode is the
   widest of theirs (``a = 1 AND b IN (2, 3)`` → IN with values ``[1, (2, 3)]``); a leading prefix of a vindex that
   maps prefixes (``partial_vindex()``) opens a SubShard option (or IN/MultiEqual for lists);
-- a value may also come through a column equality: ``t.id = t.col AND t.col = 5`` pins ``id`` to 5.
+- a value may also come through a column equality: ``t.id = t.col AND t.col = 5`` pins ``id`` to 5;
+- a value may be constant arithmetic (``id = 5 + 5``: ``+ - *`` over exact numbers, computed when the plan is bound,
+  under an ``ExactNumbers`` guard), and ``(a, b) IN ::vals`` routes each vindex column by its position in every
+  tuple of the list (``TupleColumn``, Vitess ``vals:0``) with MultiEqual.
 
 The cheapest option wins: by opcode (Vitess's order: EqualUnique < Equal < IN < MultiEqual < … < SubShard <
 Between), then a unique vindex before a non-unique one, then by vindex cost; on a tie the later option wins, as in
@@ -36,12 +39,13 @@ from router.planner.context import NumbersDiffer, PlanContext
 from router.planner.plan import KeyspaceRef, Opcode, RoutingParams
 from router.planner.rewrite import extract_in_from_or, prepare_predicates, unparen
 from router.planner.semantics import TableRef, column_name, column_owner
-from router.planner.values import Arg, Const, TupleExpr, ValueExpr
+from router.planner.values import Arg, Arith, Const, ExactNumbers, TupleColumn, TupleExpr, ValueExpr, is_exact_number
+from sharding.errors import InvalidValueError, UnsupportedError
 from sharding.vindexes.base import Lookup, MultiColumn, Prefixable, Sequential
 from sharding.vschema_model import ColumnVindex, Keyspace
 
-__all__ = ["TableRoute", "VindexOption", "multicolumn_rows", "plan_time_value", "route_table", "route_tableless",
-           "split_and", "to_value"]
+__all__ = ["TableRoute", "VindexOption", "arith_value", "multicolumn_rows", "plan_time_value", "route_table",
+           "route_tableless", "split_and", "to_value"]
 
 OwnerOf = Callable[[exp.Column], "TableRef | None"]
 
@@ -92,6 +96,60 @@ def to_value(node: exp.Expression, ctx: PlanContext | None = None) -> ValueExpr 
     return None
 
 
+_ARITH: dict[type[exp.Expression], str] = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}
+
+
+def arith_value(node: exp.Expression, ctx: PlanContext | None = None, dialect: str = "mysql") -> ValueExpr | None:
+    """Constant arithmetic (``5 + 5``, ``:v1 * 2``) as an ``Arith`` value computed when the plan is bound, or None.
+
+    With ``ctx`` (routing values): operands are literals and statement values that are exact numbers (int, Decimal)
+    or NULL, and client bind parameters; anything else (strings, floats, booleans, columns, run-time values) gives
+    None: MySQL computes ``'5' + 5`` as a DOUBLE, which a route must not guess. An ``ExactNumbers`` guard on the
+    statement values used is recorded, so that a cached plan computes the value only for exact numbers. Without
+    ``ctx`` (``LIMIT 1 + 1``) any statement value is an operand: one that is not a number fails when bound."""
+    from cython_ext.fpvalues import Param
+
+    if ctx is not None:
+        dialect = ctx.session.dialect
+    used: list[int] = []
+
+    def build(n: exp.Expression) -> ValueExpr | None:
+        n = unparen(n)
+        op = _ARITH.get(type(n))
+        if op is not None:
+            left, right = build(n.this), build(n.expression)
+            return None if left is None or right is None else Arith(op, left, right, dialect)
+        if isinstance(n, exp.Neg) and not isinstance(unparen(n.this), exp.Literal):
+            inner = build(n.this)
+            return None if inner is None else Arith("-", Const(0), inner, dialect)
+        value = to_value(n)
+        if isinstance(value, Const):
+            return value if value.value is None or is_exact_number(value.value) else None
+        if not isinstance(value, Arg):
+            return None
+        if ctx is None:
+            return value
+        if value.index >= len(ctx.values):
+            return None
+        known = ctx.values[value.index]
+        if ctx.value_known(value.index):
+            if known is not None and not is_exact_number(known):
+                return None
+        elif type(known) is not Param or known.is_list:  # run-time values are not statement values
+            return None
+        used.append(value.index)
+        return value
+
+    out = build(node)
+    if out is None or not isinstance(out, Arith):
+        return None
+    if ctx is not None and used:
+        check = ExactNumbers(tuple(sorted(set(used))))
+        if check not in ctx.guards:
+            ctx.guards.append(check)  # type: ignore[arg-type]
+    return out
+
+
 def _number(text: str) -> Any:
     try:
         return int(text)
@@ -108,6 +166,16 @@ def plan_time_value(expr: ValueExpr, ctx: PlanContext) -> tuple[bool, Any]:
         return True, expr.value
     if isinstance(expr, Arg) and ctx.value_known(expr.index):
         return True, ctx.values[expr.index]
+    if isinstance(expr, Arith):
+        ka, a = plan_time_value(expr.left, ctx)
+        kb, b = plan_time_value(expr.right, ctx)
+        if ka and kb:
+            from router.planner.values import evaluate
+
+            try:
+                return True, evaluate(Arith(expr.op, Const(a), Const(b), expr.dialect), ())
+            except (InvalidValueError, UnsupportedError):
+                return False, None
     return False, None
 
 
@@ -310,9 +378,16 @@ class _Collector:
             if a is not None and b is not None:
                 self.columns.union(a, b)
             elif a is not None or b is not None:
-                value = to_value(pred.expression if a is not None else pred.this, self.ctx)
+                value = self.value(pred.expression if a is not None else pred.this)
                 if value is not None and not isinstance(value, TupleExpr):
                     self.columns.add_value(a or b, value)  # type: ignore[arg-type]
+
+    def value(self, node: exp.Expression) -> ValueExpr | None:
+        """A routing value: ``to_value``, or constant arithmetic (``5 + 5``) computed when the plan is bound."""
+        value = to_value(node, self.ctx)
+        if value is None and isinstance(unparen(node), (exp.Add, exp.Sub, exp.Mul, exp.Neg)):
+            value = arith_value(node, self.ctx)
+        return value
 
     # --- predicates ---------------------------------------------------------------------------------------
     def add(self, pred: exp.Expression) -> None:
@@ -346,7 +421,7 @@ class _Collector:
             col = self._own_column(col_node)
             if col is None:
                 continue
-            value = to_value(value_node, self.ctx)
+            value = self.value(value_node)
             if value is None:
                 key = self._column_key(value_node)
                 value = self.columns.value_of(key) if key is not None else None
@@ -424,8 +499,8 @@ class _Collector:
         if isinstance(left, exp.Tuple):
             if field_arg is None:
                 self._tuple_in(left, pred.expressions, pred)
-            # ``(a, b) IN ::list`` would need a value per tuple position of a list parameter (Vitess
-            # ``TupleBindVariable``), which value expressions cannot say yet: no option.
+            else:
+                self._tuple_in_list(left, field_arg, pred)
             return
         col = self._own_column(left)
         if col is None:
@@ -436,7 +511,7 @@ class _Collector:
                 self._match(col, value, pred, lambda _c: Opcode.IN)
             return
         items = pred.expressions
-        values = [to_value(i, self.ctx) for i in items]
+        values = [self.value(i) for i in items]
         if not values or any(v is None for v in values):
             return
         if len(values) == 1 and isinstance(values[0], Arg) and self._is_folded_list(values[0]):
@@ -455,6 +530,9 @@ class _Collector:
     def _tuple_in(self, left: exp.Tuple, items: list[exp.Expression], pred: exp.In) -> None:
         """``(a, b) IN ((1, 2), (3, 4))``: MultiEqual on each tuple column that has a vindex, with that column's
         values of every row (Vitess ``planCompositeInOpRecursive``, one level of nesting)."""
+        if len(items) == 1 and isinstance(unparen(items[0]), exp.Placeholder):  # ``(a, b) IN (::vals)``
+            self._tuple_in_list(left, unparen(items[0]), pred)
+            return
         rows = []
         for item in items:
             item = unparen(item) if not isinstance(item, exp.Tuple) else item
@@ -465,10 +543,33 @@ class _Collector:
             col = self._own_column(col_node)
             if col is None or not self._has_vindex(col):
                 continue
-            values = [to_value(r[pos], self.ctx) for r in rows]
+            values = [self.value(r[pos]) for r in rows]
             if not values or any(v is None or isinstance(v, TupleExpr) for v in values):
                 return
             self._match(col, TupleExpr(tuple(values)), pred, lambda _c: Opcode.MultiEqual)  # type: ignore[arg-type]
+
+    def _tuple_in_list(self, left: exp.Tuple, field_arg: exp.Expression, pred: exp.In) -> None:
+        """``(a, b) IN ::vals`` (a client's list of tuples): MultiEqual on each tuple column that has a vindex, with
+        that column's position in every tuple (Vitess ``TupleBindVariable``: ``vals:0``, ``vals:1``)."""
+        from cython_ext.fpvalues import Param
+
+        value = to_value(field_arg, self.ctx)
+        if not isinstance(value, Arg) or value.index >= len(self.ctx.values):
+            return
+        # The client's list: ``::vals`` (``(::vals)`` folds into a tuple holding it), or its tuples once bound (a
+        # plan made for one execution). Run-time lists (pulled-out subquery values) hold no tuples.
+        def is_list(v: Any) -> bool:
+            return type(v) is Param and v.is_list
+
+        param = self.ctx.values[value.index]
+        if not (is_list(param) or (isinstance(param, tuple) and param and all(
+                is_list(v) or (isinstance(v, (tuple, list))) for v in param))):
+            return
+        for pos, col_node in enumerate(left.expressions):
+            col = self._own_column(col_node)
+            if col is None or not self._has_vindex(col):
+                continue
+            self._match(col, TupleColumn(value, pos), pred, lambda _c: Opcode.MultiEqual)
 
     def _is_null(self, pred: exp.Is) -> None:
         if not isinstance(pred.expression, exp.Null):
@@ -484,7 +585,7 @@ class _Collector:
 
     def _between(self, pred: exp.Between) -> None:
         col = self._own_column(pred.this)
-        low, high = to_value(pred.args["low"], self.ctx), to_value(pred.args["high"], self.ctx)
+        low, high = self.value(pred.args["low"]), self.value(pred.args["high"])
         if col is None or low is None or high is None:
             return
         self._match(col, TupleExpr((low, high)), pred, lambda _c: Opcode.Between,

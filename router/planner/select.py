@@ -40,9 +40,46 @@ REWRITTEN = "sg_rewritten"  # meta flag on a statement root: its text differs fr
 
 
 def all_tables(tree: exp.Expression) -> list[exp.Table]:
-    """Every table the statement reads, subqueries and CTE bodies included (not CTE names themselves)."""
-    cte_names = {c.alias_or_name for c in tree.find_all(exp.CTE)}
-    return [t for t in tree.find_all(exp.Table) if not (not t.args.get("db") and t.name in cte_names)]
+    """Every table the statement reads, subqueries and CTE bodies included. A name refers to a CTE only inside
+    the query whose WITH defines it (and, for a CTE body, after it); elsewhere it is the real table."""
+    for cte in tree.find_all(exp.CTE):
+        if isinstance(cte.this, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
+            raise UnsupportedError("a WITH query that writes (data-modifying CTE) is not supported")
+    return [t for t in tree.find_all(exp.Table) if not _names_a_cte(t)]
+
+
+def _names_a_cte(table: exp.Table) -> bool:
+    if table.args.get("db") is not None:
+        return False
+    name = table.name
+    node: exp.Expression | None = table
+    while node is not None:
+        parent = node.parent
+        if parent is None:
+            return False
+        with_ = parent.args.get("with_") or parent.args.get("with")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions)
+            for i, cte in enumerate(ctes):
+                if cte.alias_or_name != name:
+                    continue
+                if node is with_:
+                    # Inside a CTE body: earlier CTEs are visible (all of them WITH RECURSIVE).
+                    body = next((j for j, c in enumerate(ctes) if c is _ancestor_in(table, ctes)), len(ctes))
+                    if i < body or with_.args.get("recursive"):
+                        return True
+                else:
+                    return True
+        node = parent
+    return False
+
+
+def _ancestor_in(node: exp.Expression, candidates: list[exp.Expression]) -> exp.Expression | None:
+    while node is not None:
+        if any(node is c for c in candidates):
+            return node
+        node = node.parent  # type: ignore[assignment]
+    return None
 
 
 # --- entry point --------------------------------------------------------------------------------------------

@@ -5,6 +5,12 @@ qualifier (which may carry a target: `` `ks:-80`.t ``, `` `ks[-]`.t ``, ``ks@rep
 keyspace, then Vitess's global routing (a table name unique across keyspaces). System schemas
 (information_schema, pg_catalog, …) and ``dual`` are told apart here so routing can treat them as DBA and
 Reference routes.
+
+Columns: a resolved table is the VSchema's table as ``sharding.schema.effective_table`` completes it from the
+schema the shards report (``snapshot.schema``): VSchema columns listed authoritatively come first, else the tracked
+columns (authoritative when every shard agrees), else whatever the VSchema declares. Everything downstream (column
+ownership here, ``*`` expansion, INSERT without a column list, types and collations in the horizon) reads
+``TableRef.table.columns`` and ``column_list_authoritative``, so they all see the same effective columns.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from sqlglot import exp
 
 from router.planner.context import PlanContext
 from sharding.errors import UnknownKeyspaceError, UnknownTableError
+from sharding.schema import SchemaSet, effective_table
 from sharding.vschema_model import Keyspace, Table
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys", "pg_catalog"})
@@ -127,11 +134,35 @@ def resolve_table(node: exp.Table, ctx: PlanContext) -> TableRef:
         try:
             table = vs.find_table(name, keyspace=keyspace, tablet_type=tablet_type)
         except UnknownTableError:
-            where = f" in keyspace {keyspace}" if keyspace else ""
-            raise UnknownTableError(f"table {name} not found{where}") from None
+            found = _tracked_unsharded_table(ctx, name) if keyspace is None else None
+            if found is None:
+                where = f" in keyspace {keyspace}" if keyspace else ""
+                raise UnknownTableError(f"table {name} not found{where}") from None
+            table = found
     ks = vs.keyspaces[table.keyspace]
+    table = effective_table(tracked_schema(ctx), table)
     return TableRef(node, name, alias, "vschema", table=table, keyspace=ks, target=target,
                     tablet_type=tablet_type, qualified=db is not None)
+
+
+def tracked_schema(ctx: PlanContext) -> SchemaSet | None:
+    """The schema the shards report, as of the plan's snapshot (None: not tracked)."""
+    return getattr(ctx.snapshot, "schema", None)
+
+
+def _tracked_unsharded_table(ctx: PlanContext, name: str) -> Table | None:
+    """Global routing extended by the tracked schema (as Vitess does with its schema tracker): an unqualified name
+    the VSchema does not list, which the shards of exactly one unsharded keyspace hold."""
+    schema = tracked_schema(ctx)
+    if not schema:
+        return None
+    homes = [ks for ks_name, ks in sorted(ctx.vschema.keyspaces.items())
+             if not ks.sharded and schema.table(ks_name, name) is not None]
+    if len(homes) != 1:
+        return None
+    tracked = schema.table(homes[0].name, name)
+    assert tracked is not None
+    return Table(name=tracked.name, keyspace=homes[0].name)
 
 
 def _all_table_names(ctx: PlanContext) -> set[str]:
@@ -159,7 +190,11 @@ def column_name(col: exp.Column, dialect: str) -> str:
 
 
 def column_owner(col: exp.Column, scope: list[TableRef], dialect: str) -> TableRef | None:
-    """The table a column belongs to, or None when that cannot be known (then it drives no routing)."""
+    """The table a column belongs to, or None when that cannot be known (then it drives no routing).
+
+    An unqualified column of a join belongs to the one table that has it when every other table's column list is
+    known in full: from the VSchema, or from the tracked schema (``resolve_table`` made each ``TableRef.table``
+    the effective table)."""
     qualifier = col.args.get("table")
     if qualifier is not None:
         q = ident(qualifier, dialect)

@@ -117,7 +117,7 @@ def encode_mysql(value: Any) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "X'" + bytes(value).hex() + "'"
     if isinstance(value, tuple):  # a folded IN list: the text around the slot already has the parentheses
-        return ", ".join(encode_mysql(v) for v in value)
+        return ", ".join("(" + encode_mysql(v) + ")" if isinstance(v, tuple) else encode_mysql(v) for v in value)
     if isinstance(value, _dt.datetime):
         return "'" + value.isoformat(sep=" ") + "'"
     if isinstance(value, (_dt.date, _dt.time)):
@@ -152,7 +152,7 @@ def encode_postgres(value: Any) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "'\\x" + bytes(value).hex() + "'::bytea"
     if isinstance(value, tuple):  # a folded IN list: the text around the slot already has the parentheses
-        return ", ".join(encode_postgres(v) for v in value)
+        return ", ".join("(" + encode_postgres(v) + ")" if isinstance(v, tuple) else encode_postgres(v) for v in value)
     if isinstance(value, _dt.datetime):
         kind = "timestamptz" if value.tzinfo is not None else "timestamp"
         return f"'{value.isoformat(sep=' ')}'::{kind}"

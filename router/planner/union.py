@@ -181,10 +181,60 @@ def union_tail(qp: QueryPlanner, node: exp.Union, prim: Primitive, columns: list
     from router.planner.join_horizon import horizon_over
 
     cols: list[exp.Expression] = [exp.column(c) for c in columns]  # type: ignore[arg-type]
-    wrapper = exp.Select(expressions=[c.copy() for c in cols])
+    items: list[exp.Expression] = [c.copy() for c in cols]
+    if not weights:  # PostgreSQL: text of C-collated columns merges by code point; say so to the horizon
+        for i, coll in enumerate(_codepoint_collations(qp, node, len(cols))):
+            if coll is not None:
+                items[i] = exp.alias_(exp.Collate(this=items[i], expression=exp.to_identifier(coll, quoted=True)),
+                                      str(columns[i]))
+    wrapper = exp.Select(expressions=items)
     for k in _TAIL:
         if node.args.get(k) is not None:
             wrapper.set(k, node.args[k].copy())
     inputs = cols + ([exp.WeightString(this=c.copy()) for c in cols] if weights else [])
     backend = "mysql" if weights else None
     return horizon_over(wrapper, prim, inputs, qp.ctx, backend=backend)
+
+
+def _codepoint_collations(qp: QueryPlanner, node: exp.Union, width: int) -> list[str | None]:
+    """Per column of the union: the code-point collation (``C``, ``binary``…) every SELECT's column declares in the
+    VSchema (or names with COLLATE), else None."""
+    from router.planner.evalexpr import _collation_name, codepoint_collation
+
+    selects = _selects(node)
+    out: list[str | None] = []
+    for i in range(width):
+        found: set[str | None] = set()
+        for select in selects:
+            if i >= len(select.expressions):
+                found.add(None)
+                continue
+            e = select.expressions[i]
+            inner = e.unalias() if isinstance(e, exp.Alias) else e
+            if isinstance(inner, exp.Collate):
+                found.add(_collation_name(inner))
+            elif isinstance(inner, exp.Column):
+                found.add(_declared_collation(qp, select, inner))
+            else:
+                found.add(None)
+        coll = found.pop() if len(found) == 1 else None
+        out.append(coll if coll is not None and codepoint_collation(coll) else None)
+    return out
+
+
+def _declared_collation(qp: QueryPlanner, select: exp.Select, col: exp.Column) -> str | None:
+    """The VSchema's collation of a column of one of ``select``'s own tables (None: not declared or ambiguous)."""
+    from router.planner.semantics import scope_tables
+
+    tables = {id(t) for t in scope_tables(select)}
+    qualifier = col.table.lower()
+    found: set[str | None] = set()
+    for ref in qp.refs:
+        if id(ref.node) not in tables or ref.table is None:
+            continue
+        if qualifier and ref.alias.lower() != qualifier:
+            continue
+        decl = next((c for c in ref.table.columns if c.name.lower() == col.name.lower()), None)
+        if decl is not None:
+            found.add(decl.collation_name or None)
+    return found.pop() if len(found) == 1 else None

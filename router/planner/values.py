@@ -4,12 +4,22 @@ A cached plan never holds the literals of the statement it was built from. The f
 (and each bind parameter) with a numbered placeholder ``:vN``; the plan refers to it as ``Arg(N-1)``, and binding
 reads the N-th value of the statement at hand. Vitess calls these evalengine expressions; ours are deliberately
 few, because anything the planner cannot evaluate simply does not drive routing (the route falls back to a wider
-one, never to a wrong one).
+one, never to a wrong one):
+
+- ``Const``, ``Arg``, ``TupleExpr``: a value, a statement value, a list of values;
+- ``JoinVar``, ``ListVar``: run-time values (a join's left row, a pulled-out subquery's result);
+- ``TupleColumn``: position ``index`` of every tuple of a list (``(a, b) IN ::vals`` routes ``a`` by ``vals:0``,
+  Vitess ``TupleBindVariable``);
+- ``Arith``: ``+ - *`` over exact numbers (``id = 5 + 5`` routes by 10, ``LIMIT 1 + 1``), computed when the plan is
+  bound with the database's own arithmetic (``router.planner.evalexpr.arith``). Routing plans one only from
+  operands that are exact numbers (int, Decimal) and records an ``ExactNumbers`` guard, so that a cached plan is
+  reused only for statements whose operands are exact numbers too (``'5' + 5`` is a DOUBLE in MySQL).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 from sharding.errors import InvalidValueError
@@ -65,7 +75,64 @@ class ListVar:
         return f"::{self.name}"
 
 
-ValueExpr: TypeAlias = Const | Arg | TupleExpr | JoinVar | ListVar
+@dataclass(frozen=True, slots=True)
+class TupleColumn:
+    """Position ``index`` (0-based) of every tuple of the list ``items`` evaluates to, as a list: the values one
+    column of ``(a, b) IN ::vals`` takes (Vitess ``TupleBindVariable``, printed ``vals:0``)."""
+
+    items: ValueExpr
+    index: int
+
+    def describe(self) -> str:
+        return f"{self.items.describe().lstrip(':')}:{self.index}"
+
+
+ARITH_OPS = ("+", "-", "*")
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """``left op right`` for ``op`` in ``+ - *``, with the dialect's arithmetic: exact for int and Decimal,
+    NULL for a NULL operand, an error outside BIGINT (as the database raises). Operands must be numbers."""
+
+    op: str
+    left: ValueExpr
+    right: ValueExpr
+    dialect: str = "mysql"
+
+    def describe(self) -> str:
+        return f"{_operand(self.left)} {self.op} {_operand(self.right)}"
+
+
+def _operand(expr: ValueExpr) -> str:
+    text = expr.describe()
+    return f"({text})" if type(expr) is Arith else text
+
+
+ValueExpr: TypeAlias = Const | Arg | TupleExpr | JoinVar | ListVar | TupleColumn | Arith
+
+
+def is_exact_number(v: Any) -> bool:
+    """An int (not a boolean) or a finite Decimal: a number whose arithmetic is exact in every dialect."""
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, Decimal) and v.is_finite())
+
+
+@dataclass(frozen=True, slots=True)
+class ExactNumbers:
+    """Guard: the statement values at ``indices`` are exact numbers or NULL. A plan that routes by an ``Arith``
+    over them computed the value the database computes; for other values (``'5' + 5`` is a DOUBLE in MySQL) the
+    statement is planned afresh."""
+
+    indices: tuple[int, ...]
+
+    def holds(self, binds: Sequence[Any]) -> bool:
+        for i in self.indices:
+            if i >= len(binds):
+                return False
+            v = binds[i]
+            if v is not None and not is_exact_number(v):
+                return False
+        return True
 
 
 def evaluate(expr: ValueExpr, binds: Sequence[Any], env: dict[str, Any] | None = None) -> Any:
@@ -91,7 +158,33 @@ def evaluate(expr: ValueExpr, binds: Sequence[Any], env: dict[str, Any] | None =
         if env is None or expr.name not in env:  # type: ignore[union-attr]
             raise InvalidValueError(f"run-time value {expr.describe()} is not available")
         return env[expr.name]  # type: ignore[union-attr]
+    if type(expr) is TupleColumn:
+        return _tuple_column(expr, evaluate(expr.items, binds, env))
+    if type(expr) is Arith:
+        return _arith(expr, evaluate(expr.left, binds, env), evaluate(expr.right, binds, env))
     raise TypeError(f"not a value expression: {expr!r}")
+
+
+def _tuple_column(expr: TupleColumn, items: Any) -> tuple[Any, ...]:
+    if not isinstance(items, (tuple, list)):
+        items = (items,)
+    out = []
+    for item in items:
+        if isinstance(item, (str, bytes, bytearray)) or not isinstance(item, Sequence) or len(item) <= expr.index:
+            raise InvalidValueError(f"{expr.items.describe()} must be a list of tuples of at least "
+                                    f"{expr.index + 1} values, not {item!r}")
+        out.append(item[expr.index])
+    return tuple(out)
+
+
+def _arith(expr: Arith, a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return None
+    if not (is_exact_number(a) and is_exact_number(b)):
+        raise InvalidValueError(f"{expr.describe()} needs numbers, not {a!r} and {b!r}")
+    from router.planner.evalexpr import arith
+
+    return arith(expr.op, a, b, expr.dialect)
 
 
 def _sql_repr(value: Any) -> str:

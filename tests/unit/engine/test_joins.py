@@ -78,8 +78,8 @@ async def test_pulled_out_in_list_routes_the_outer_query(planner, snapshot) -> N
     assert sorted(rows) == [("ann",), ("dan",)]
     assert ctx.log[0] == "stream commerce/0: SELECT customer_id FROM product"
     assert sorted(ctx.log[1:]) == [
-        "execute customer/-80: SELECT name FROM customer WHERE (1 AND customer_id IN (1))",
-        "execute customer/80-: SELECT name FROM customer WHERE (1 AND customer_id IN (4))",
+        "execute customer/-80: SELECT name FROM customer WHERE (TRUE AND customer_id IN (1))",
+        "execute customer/80-: SELECT name FROM customer WHERE (TRUE AND customer_id IN (4))",
     ]
 
 
@@ -89,7 +89,7 @@ async def test_pulled_out_empty_list_sends_nothing_but_keeps_columns(planner, sn
                                    "(select customer_id from commerce.product)")
     ex, rows = await fetch(b, ctx, snapshot)
     assert rows == [] and ex.column_names == ["name"]
-    assert ctx.log[1].endswith("WHERE (0 AND customer_id IN (NULL))")
+    assert ctx.log[1].endswith("WHERE (FALSE AND customer_id IN (NULL))")
 
 
 async def test_pulled_out_value_with_two_rows_fails_like_mysql(snapshot) -> None:

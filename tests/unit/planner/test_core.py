@@ -243,3 +243,30 @@ def test_multicolumn_routes_reach_every_row_they_match(where: str) -> None:
         if matches:
             (dest,) = vindex.map_rows([(a, b)])  # type: ignore[attr-defined]
             assert snap.shard_for_ksid("ks", dest.ksid).name in names, (where, a, b)
+
+
+@pytest.mark.parametrize(("sql", "params", "expected"), [
+    ("SELECT * FROM customer WHERE id IN ::ids", {"ids": [1, 4]}, "IN (1, 4)"),
+    ("SELECT * FROM customer WHERE (id, email) IN ::rows", {"rows": [(1, "a"), (4, "b")]},
+     "IN ((1, 'a'), (4, 'b'))"),
+])
+def test_list_parameters_render_with_parentheses(snapshot: ClusterSnapshot, sql: str, params: dict[str, object],
+                                                  expected: str) -> None:
+    bound = Planner().plan(sql, SESSION, snapshot, params=params)
+    route = bound.plan.root
+    assert route.query.render(bound.binds, "mysql").endswith(expected)  # type: ignore[attr-defined]
+
+
+def test_executable_comments_are_planned_as_mysql_runs_them(snapshot: ClusterSnapshot) -> None:
+    bound = Planner().plan("SELECT * FROM customer WHERE id = 1 /*!50000 UNION SELECT * FROM ref */",
+                           SESSION, snapshot)
+    assert "customer.ref" in bound.plan.tables  # the hidden table is seen (for routing and ACLs)
+
+
+def test_cte_names_shadow_tables_only_in_their_own_query(snapshot: ClusterSnapshot) -> None:
+    sql = "SELECT id FROM ref WHERE id IN (WITH ref AS (SELECT 1 AS id) SELECT id FROM ref)"
+    bound = Planner().plan(sql, SESSION, snapshot)
+    assert "customer.ref" in bound.plan.tables
+    with pytest.raises(UnsupportedError, match="writes"):
+        Planner().plan("WITH x AS (DELETE FROM customer RETURNING id) SELECT * FROM x",
+                       SessionView(dialect="postgres", keyspace="customer"), snapshot)

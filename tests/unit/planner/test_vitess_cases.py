@@ -4,7 +4,8 @@ For a single-route case the top primitive (Route, Update, Delete, Insert) must h
 vindex and values; for a composite case (joins, aggregates, lookups, subqueries…) the top operator
 (``OperatorType:Variant``) and every leaf route, in order. Values are compared by evaluating our plan's value
 expressions with the statement's bound values (``router.planner.values.evaluate``): client bind variables bind to
-markers (``:a``, ``::list``), run-time variables of joins, subqueries and lookups match any Vitess bind variable.
+markers (``:a``, ``::list``), a tuple column of a client's list (``(a, b) IN ::vals``) is what Vitess prints for it
+(``vals:0``), run-time variables of joins, subqueries and lookups match any Vitess bind variable.
 Inserts are compared on opcode and keyspace.
 
 Every disagreement must be listed, with its reason, in ``vitess_known_differences.json`` ("deliberate: …" or
@@ -33,7 +34,7 @@ import pytest
 from cython_ext.fpvalues import Param
 from router.planner import Planner, SessionView, _fingerprint
 from router.planner.plan import Primitive
-from router.planner.values import evaluate
+from router.planner.values import TupleColumn, evaluate
 from sharding.errors import ShardgateError
 from sharding.snapshot import ClusterSnapshot
 from tests.support.shared import load_vectors
@@ -78,6 +79,17 @@ def _client_params(values: list[Any]) -> dict[Any, Any]:
                 else:
                     params[item.key] = ClientVar(f":{item.key}")
     return params
+
+
+def _evaluate(expr: Any, binds: list[Any]) -> Any:
+    """Our value expression's value with the harness's binds. A tuple column of a client's list parameter is what
+    Vitess prints for it (``TupleBindVariable``: ``vals:0``)."""
+    if isinstance(expr, TupleColumn):
+        items = evaluate(expr.items, binds, _RuntimeEnv())
+        if (isinstance(items, tuple) and len(items) == 1 and isinstance(items[0], ClientVar)
+                and items[0].text.startswith("::")):
+            return ClientVar(f"{items[0].text[2:]}:{expr.index}")
+    return evaluate(expr, binds, _RuntimeEnv())
 
 
 def _ours(value: Any) -> Any:
@@ -150,7 +162,7 @@ def _compare_route(expected: dict[str, Any], prim: Primitive, binds: list[Any], 
         if routing is None:
             return f"{where} has no routing parameters to evaluate"
         try:
-            ours = [_ours(evaluate(v, binds, _RuntimeEnv())) for v in routing.values]
+            ours = [_ours(_evaluate(v, binds)) for v in routing.values]
         except Exception as exc:  # a value the harness cannot bind is a difference, not a crash of the suite
             return f"{where} values do not evaluate: {exc}"
         theirs = [_theirs(v) for v in expected["values_parsed"]]
