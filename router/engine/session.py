@@ -44,7 +44,7 @@ from router.planner import BoundPlan, Planner, SessionView
 from router.planner import session_plan as sp
 from router.planner.special import Assignment, SetCharset, SetNames, Word
 from router.planner.values import Arg, evaluate
-from sharding.errors import InvalidValueError, TransactionError, UnsupportedError
+from sharding.errors import InvalidValueError, PermissionDeniedError, TransactionError, UnsupportedError
 from sharding.snapshot import ClusterSnapshot
 
 if TYPE_CHECKING:
@@ -504,6 +504,7 @@ class Session:
         return _Done()
 
     async def _vschema_ddl(self, prim: sp.VSchemaDDL, bound: BoundPlan, params: Any) -> _Done:
+        self._require_admin("ALTER VSCHEMA")
         notes = await self.host.apply_vschema_ddl(prim.statement, prim.keyspace.name)
         return _Done(warnings=notes)
 
@@ -522,6 +523,17 @@ class Session:
         rows = [(i, ks, shard, sql) for i, (ks, shard, sql) in enumerate(recorded)]
         names = ("#", "keyspace", "shard", "query")
         return _Done(tuple(synthetic_column(n, rows[0][k] if rows else None) for k, n in enumerate(names)), rows)
+
+    def _require_admin(self, what: str) -> None:
+        """VSchema DDL and the admin console need the admin role. Sessions of the embedded Python API carry no
+        user (the embedding program is trusted); every frontend session names its authenticated user."""
+        user = self.state.user
+        if not user:
+            return
+        config = getattr(self.host, "config", None)
+        entry = config.user(user) if config is not None else None
+        if entry is None or "admin" not in entry.roles:
+            raise PermissionDeniedError(f"{what} denied to user '{user}': it needs the admin role")
 
     def backend_dialect_for(self, bound: BoundPlan) -> str:
         return self.state.dialect

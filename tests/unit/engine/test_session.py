@@ -106,3 +106,20 @@ async def test_use_changes_the_keyspace_of_later_statements(host: Host) -> None:
     await s.execute("SELECT sku FROM product")
     assert host.pools.log == ["stream SELECT sku FROM product on commerce/0"]  # pooled, no transaction
     assert s.state.keyspace == "commerce"
+
+
+async def test_vschema_ddl_needs_the_admin_role(host: Host) -> None:
+    from types import SimpleNamespace
+
+    from sharding.errors import PermissionDeniedError
+
+    users = {"ops": SimpleNamespace(roles=frozenset({"admin"})), "app": SimpleNamespace(roles=frozenset())}
+    host.config = SimpleNamespace(user=users.get)  # type: ignore[attr-defined]
+    for user in ("app", "stranger"):
+        s = Session(host, "mysql", "customer", user=user)  # type: ignore[arg-type]
+        with pytest.raises(PermissionDeniedError, match="admin role"):
+            await s.execute("ALTER VSCHEMA ADD TABLE customer.t2")
+    admin = Session(host, "mysql", "customer", user="ops")  # type: ignore[arg-type]
+    await admin.execute("ALTER VSCHEMA ADD SEQUENCE customer.s")  # reaches the host (which accepts it)
+    embedded = Session(host, "mysql", "customer")  # type: ignore[arg-type]
+    await embedded.execute("ALTER VSCHEMA ADD SEQUENCE customer.s")
