@@ -210,6 +210,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_INVALID if failed else EXIT_OK
 
 
+# --- serve ----------------------------------------------------------------------------------------------
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from router import serve
+
+    return serve.main(args)
+
+
 # --- demo -------------------------------------------------------------------------------------------------
 def _cmd_demo(args: argparse.Namespace) -> int:
     from shardgate.demo import run_demo
@@ -244,6 +251,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", action="append", default=[], help="role to grant, e.g. admin (repeatable)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
     p.set_defaults(func=_cmd_passwd)
+
+    p = sub.add_parser("serve", help="run the router: PostgreSQL and MySQL listeners over the configured shards")
+    from router import serve
+
+    serve.add_arguments(p)
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("plan", help="print the routing plan of SQL against a VSchema (no server needed)")
     p.add_argument("--vschema", required=True, metavar="FILE", help="Vitess VSchema (JSON or YAML)")
