@@ -100,6 +100,7 @@ setup(
         "PyYAML>=6,<7",
         "prometheus-client>=0.20,<1",
         "rich>=13,<15",
+        "cryptography>=41",
     ],
     extras_require={
         "test": [
@@ -111,6 +112,8 @@ setup(
             "xxhash>=3.4,<5",
             "testcontainers>=4.4,<5",
             "psycopg[binary]>=3.1,<4",
+            "mysql-connector-python>=8.0",
+            "SQLAlchemy>=2,<3",
             "ruff>=0.5",
             "mypy>=1.10",
             "import-linter>=2.0,<3",

@@ -70,6 +70,8 @@ def parse_statement(normalized: str, dialect_name: str, original: str | None = N
         trees = sqlglot.parse(normalized, read=dialect(dialect_name), error_level=ErrorLevel.IMMEDIATE)
     except (ParseError, TokenError) as exc:
         raise _syntax_error(exc, original if original is not None else normalized, dialect_name) from None
+    except Exception as exc:  # sqlglot bugs on odd input (IndexError in its parser): still the client's syntax
+        raise SyntaxError_(f"syntax error: the statement could not be parsed ({type(exc).__name__})") from None
     trees = [t for t in trees if t is not None]
     if not trees:
         raise SyntaxError_("empty statement", position=1)

@@ -1,0 +1,1 @@
+"""Wire-protocol frontends, one package per protocol: ``router.frontend.mysql``, ``router.frontend.postgres``."""
