@@ -60,7 +60,7 @@ BOUNCER_PID=$!
 
 echo "==> starting the router ($WORKERS worker(s))"
 "$PY" -m router.serve --config "$WORK/cluster.yaml" --pg-listen 127.0.0.1:0 --no-mysql --workers "$WORKERS" \
-  --pool-size "$POOL_SIZE" \
+  --pool-size "$POOL_SIZE" --topology \
   --ready-file "$WORK/ready.json" --log-level warning >"$WORK/router.log" 2>&1 &
 ROUTER_PID=$!
 for _ in $(seq 300); do [[ -s "$WORK/ready.json" ]] && break; sleep 0.2; done
@@ -76,6 +76,7 @@ PGPASSWORD=bench psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$SG_PORT" -U ben
   ALTER VSCHEMA ON pgbench_branches ADD VINDEX hash(bid) USING hash;
   ALTER VSCHEMA ON pgbench_tellers ADD VINDEX hash(tid) USING hash;" >"$WORK/ddl.log" 2>&1 \
   || { cat "$WORK/ddl.log" >&2; exit 1; }
+sleep 1  # other workers see the VSchema change through the topology store
 PGPASSWORD=bench pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$SG_PORT" -U bench sharded >"$WORK/init2.log" 2>&1 \
   || { cat "$WORK/init2.log" >&2; exit 1; }
 

@@ -66,6 +66,8 @@ def config(directory: Path) -> None:
                       "sharded": {"shards": {"-80": shard(0, "shard_a"), "80-": shard(1, "shard_b")}}},
         "vschema": {"keyspaces": {"direct": {"sharded": False, "tables": {}},
                                   "sharded": {"sharded": True, "vindexes": {"hash": {"type": "hash"}}, "tables": {}}}},
+        # workers share the VSchema (and its DDL) through this store
+        "topology": {"store": "file", "path": str(directory / "topo"), "poll_interval": 0.2},
     }
     path = directory / "cluster.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -92,9 +94,18 @@ pidfile = {directory / 'pgbouncer.pid'}
 
 
 def cpu(pid: int) -> None:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    """CPU seconds of the router: the process and its live worker processes (``--workers N``)."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent pid
+            ticks += sum(int(v) for v in fields[11:13])  # utime stime
     print(f"{ticks / os.sysconf('SC_CLK_TCK'):.2f}")
 
 

@@ -56,14 +56,22 @@ class ProjectionSource(Source):
     def __init__(self, prim: Projection, rt: Runtime, src: Source) -> None:
         self.prim, self.rt, self.src = prim, rt, src
         self._first: list[Row] | None = None
+        self._decimals: dict[int, int | None] = {}  # output column -> DECIMAL result scale (None: keep the value's)
 
     def _project(self, batch: list[Row]) -> list[Row]:
         exprs, binds = self.prim.expressions, self.rt.binds
-        return [tuple(e.evaluate(row, binds) for e in exprs) for row in batch]
+        rows = [tuple(e.evaluate(row, binds) for e in exprs) for row in batch]
+        if self._decimals:
+            rows = [_as_decimals(row, self._decimals) for row in rows]
+        return rows
 
     async def open(self) -> ProjectionSource:
         from router.planner.evalexpr import Col
 
+        for i, expr in enumerate(self.prim.expressions):
+            decimal = _decimal_choice(expr, self.src.columns, self.rt.binds)
+            if decimal is not None:
+                self._decimals[i] = decimal[1]
         first = await self.src.next()
         self._first = self._project(first) if first is not None else None
         cols: list[Column] = []
@@ -134,3 +142,63 @@ def _offsets(expr: Any) -> list[int]:
             elif hasattr(v, "evaluate"):
                 stack.append(v)
     return out
+
+
+def _as_decimals(row: Row, decimals: dict[int, int | None]) -> Row:
+    out = list(row)
+    for i, scale in decimals.items():
+        v = out[i]
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+            continue
+        d = Decimal(v)
+        out[i] = d.quantize(Decimal(1).scaleb(-scale)) if scale is not None else d
+    return tuple(out)
+
+
+def _decimal_choice(expr: Any, columns: tuple[Column, ...], binds: Any) -> tuple[bool, int | None] | None:
+    """For ``CASE``/``COALESCE``/``GREATEST``/``LEAST`` whose branches are integer and DECIMAL columns or literals,
+    with at least one DECIMAL: the result is a DECIMAL whatever branch gives the value, in MySQL with the largest
+    scale of the branches (``COALESCE(cost, balance)`` of DECIMAL(9,3) and DECIMAL(12,2) gives 7127.030, not
+    7127.03), in PostgreSQL as numeric with the value's own scale (an integer branch's 5 is numeric 5).
+    ``(True, scale)`` (scale None: PostgreSQL), or None when the expression is not such a choice."""
+    from router.backend.result import TypeCode
+    from router.planner.evalexpr import Bind, Case, Col, Func, Lit
+
+    if isinstance(expr, Func) and expr.name in ("coalesce", "greatest", "least"):
+        branches = list(expr.args)
+    elif isinstance(expr, Case):
+        branches = [result for _cond, result in expr.whens] + ([expr.default] if expr.default is not None else [])
+    else:
+        return None
+    scale, decimal, engines = 0, False, set()
+    for b in branches:
+        if isinstance(b, Col):
+            if b.offset >= len(columns):
+                return None
+            col = columns[b.offset]
+            engines.add(col.engine)
+            if col.type is TypeCode.DECIMAL:
+                decimal = True
+                if col.scale is None:
+                    return None
+                scale = max(scale, col.scale)
+            elif not col.type.is_integer:
+                return None
+            continue
+        if isinstance(b, (Lit, Bind)):
+            try:
+                v = b.evaluate((), binds)
+            except Exception:
+                return None
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+                return None
+            if isinstance(v, Decimal):
+                decimal = True
+                scale = max(scale, -int(v.as_tuple().exponent))
+            continue
+        return None
+    if not decimal or len(engines) != 1:
+        return None
+    return (True, scale if engines == {"mysql"} else None)

@@ -23,7 +23,7 @@ from typing import Any
 from router.backend.connection import BackendTarget
 from router.backend.result import Column, ResultSet, Row
 from router.engine.runtime import Runtime
-from sharding.errors import InvalidValueError
+from sharding.errors import BackendError, InvalidValueError
 
 __all__ = ["BufferedReader", "DirectReader", "FanIn", "PumpReader", "Reader", "close_all", "open_all"]
 
@@ -55,10 +55,22 @@ class Reader:
         return None
 
 
+def _prepared_form_refused(exc: BackendError) -> bool:
+    """The parameterized form could not run, so nothing ran: the server could not analyse it (class 42), or the
+    driver could not encode a value for the type the server inferred (asyncpg's client-side ``DataError``, 22000
+    "invalid input for query argument $n": ``WHERE $1 = $2`` infers text for an integer literal)."""
+    state = str(exc.pg_sqlstate or "")
+    return state.startswith("42") or (state == "22000" and "invalid input for query argument" in str(exc))
+
+
 class BufferedReader(Reader):
     """``ctx.execute``: the whole answer in one round trip. With ``param_sql`` (PostgreSQL: the template with
-    ``$n`` placeholders and its values) the shard's connection reuses a prepared statement; a value the driver
-    cannot bind to the type the server inferred (nothing was executed) falls back to the literal ``sql``."""
+    ``$n`` placeholders and its values) the shard's connection reuses a prepared statement; when that form cannot
+    run, nothing was executed and the literal ``sql`` runs instead: a value the driver cannot bind to the type the
+    server inferred (``$1 = $2`` is text = text), or a statement the server cannot analyse with parameters in place
+    of literals (SQLSTATE class 42, e.g. 42P18 ``concat(kind, $1)``: a parameter has no type where an untyped
+    literal would be text). Callers inside a transaction pass no ``param_sql``: there the failed attempt would
+    abort the transaction."""
 
     def __init__(self, rt: Runtime, target: BackendTarget, sql: str,
                  param_sql: tuple[str, list[Any]] | None = None) -> None:
@@ -75,6 +87,10 @@ class BufferedReader(Reader):
                 result = await rt.wait(rt.ctx.execute(self.target, self.param_sql[0], timeout=rt.remaining(),
                                                       params=self.param_sql[1]))
             except InvalidValueError:
+                result = None
+            except BackendError as exc:
+                if not _prepared_form_refused(exc):
+                    raise
                 result = None
         if result is None:
             result = await rt.wait(rt.ctx.execute(self.target, self.sql, timeout=rt.remaining()))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from decimal import Decimal
 from typing import Any
 
 from router.backend.result import Row
@@ -73,7 +74,11 @@ def param_form(query: Any, rt: Runtime, overrides: dict[int, Any] | None = None)
     prepared: one round trip per execution instead of parse + execute.
 
     Equal values (same type, same text) share one placeholder: ``SELECT a % 4 … GROUP BY a % 4`` must stay one
-    expression for PostgreSQL, and ``a % $1 … GROUP BY a % $2`` is not (``must appear in the GROUP BY clause``)."""
+    expression for PostgreSQL, and ``a % $1 … GROUP BY a % $2`` is not (``must appear in the GROUP BY clause``).
+
+    A placeholder is typed as the literal it replaces would be (``param_cast``): an untyped ``$1`` takes the type
+    of its context, so ``$1 * smallint_col`` made 157.832 a smallint (asyncpg truncated it to 157) and ``300 *
+    smallint_col`` a smallint product that overflows where the literal's int4 does not."""
     slots = query.slots
     if not slots:
         return None
@@ -89,9 +94,68 @@ def param_form(query: Any, rt: Runtime, overrides: dict[int, Any] | None = None)
         if n is None:
             values.append(v)
             n = numbers[key] = len(values)
-        out.append(f"${n}")
+        cast = param_cast(v)
+        out.append(f"CAST(${n} AS {cast})" if cast else f"${n}")
         out.append(part)
     return "".join(out), values
+
+
+_INT4 = range(-(2**31), 2**31)
+_INT8 = range(-(2**63), 2**63)
+
+
+def param_cast(v: Any) -> str | None:
+    """The PostgreSQL type of the literal ``encode_postgres`` writes for ``v``, which its ``$n`` is cast to: an
+    integer constant is integer (bigint, numeric when larger), one with a point numeric, TRUE boolean, a date
+    ``'…'::date``… None for a string (a quoted literal is ``unknown`` too) and for NULL: their ``$n`` stays
+    untyped, as the literal would be."""
+    import datetime as dt
+    import uuid
+
+    if v is None or isinstance(v, str):
+        return None
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer" if v in _INT4 else "bigint" if v in _INT8 else "numeric"
+    if isinstance(v, Decimal):
+        return "numeric"
+    if isinstance(v, float):
+        return "double precision"
+    if isinstance(v, dt.datetime):
+        return "timestamptz" if v.tzinfo is not None else "timestamp"
+    if isinstance(v, dt.date):
+        return "date"
+    if isinstance(v, dt.time):
+        return "time"
+    if isinstance(v, dt.timedelta):
+        return "interval"
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "bytea"
+    if isinstance(v, uuid.UUID):
+        return "uuid"
+    return None
+    if isinstance(v, bool):
+        return "::boolean"
+    if isinstance(v, int):
+        return "::int4" if v in _INT4 else "::int8" if v in _INT8 else "::numeric"
+    if isinstance(v, Decimal):
+        return "::numeric"
+    if isinstance(v, float):
+        return "::float8"
+    if isinstance(v, dt.datetime):
+        return "::timestamptz" if v.tzinfo is not None else "::timestamp"
+    if isinstance(v, dt.date):
+        return "::date"
+    if isinstance(v, dt.time):
+        return "::time"
+    if isinstance(v, dt.timedelta):
+        return "::interval"
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "::bytea"
+    if isinstance(v, uuid.UUID):
+        return "::uuid"
+    return ""
 
 
 class RouteSource(Source):
@@ -112,14 +176,19 @@ class RouteSource(Source):
         prim, rt = self.prim, self.rt
         keyspace = prim.routing.keyspace.name
         resolved = self.resolved if self.resolved is not None else await resolve_shards(prim.routing, rt)
+        if not resolved.shards and prim.no_routes_special_handling and rt.snapshot.shards(keyspace):
+            # A scalar aggregate over no shard is still one row (COUNT 0, SUM NULL): any shard computes it, its
+            # WHERE selecting nothing (Vitess NoRoutesSpecialHandling).
+            resolved = ResolvedRoute((rt.snapshot.shards(keyspace)[0],))
         if not resolved.shards:
             await self._open_fields_only(keyspace)
             return self
         plan = shard_queries(prim.query, prim.in_slot, prim.passthrough, keyspace, resolved, rt)
         targets = [(rt.target(keyspace, s.name), sql) for s, sql in plan]
         if self.small:
+            # Not inside a transaction: a prepared form the server rejects would abort it (see BufferedReader).
             prepared = param_form(prim.query, rt) if rt.ctx.backend_dialect(keyspace) == "postgres" \
-                and resolved.values is None else None
+                and resolved.values is None and getattr(rt.ctx, "tx", None) is None else None
             readers: list[Reader] = [BufferedReader(rt, t, sql, prepared) for t, sql in targets]
         elif len(targets) == 1:
             readers = [DirectReader(rt, *targets[0])]

@@ -125,8 +125,30 @@ class JoinPlanner:
         if group.kind in _INPUT:
             return isinstance(inner, exp.Column) and self.b.binder.owner(inner) in group.rels
         if group.kind == "left":
-            return all(isinstance(n, _STRICT) for n in inner.walk())
-        return True
+            return all(isinstance(n, _STRICT) for n in inner.walk()) and not self._untyped_operand(inner, g)
+        return not self._untyped_operand(inner, g)
+
+    def _untyped_operand(self, node: exp.Expression, g: int) -> bool:
+        """Whether a join variable would lose its column's type where the type decides the result. A join
+        variable is written as a literal, a NULL as a bare ``NULL``; the router computes such an expression over
+        the typed columns instead:
+
+        - PostgreSQL: alone under a unary operator or a numeric function (``-e.cost``, ``abs(e.cost)``): ``-NULL``
+          does not resolve ('operator is not unique: - unknown');
+        - MySQL: an argument of COALESCE/IFNULL, whose DECIMAL result takes the largest scale of its arguments'
+          types (``COALESCE(e.cost, c.balance)`` of DECIMAL(9,3) and DECIMAL(12,2) is 7127.030; with ``NULL``
+          written for e.cost the shard answers 7127.03)."""
+        group = self.groups[g]
+        if group.route is None:
+            return False
+        backend = self.ctx.backend_dialect(group.route.keyspace.name)
+        if backend == "postgres":
+            ops: list[exp.Expression] = list(node.find_all(exp.Neg, exp.BitwiseNot, exp.Abs, exp.Round, exp.Floor,
+                                                           exp.Ceil, exp.Sign))
+            operands = [_bare(op.this) for op in ops]
+        else:
+            operands = [_bare(a) for c in node.find_all(exp.Coalesce) for a in (c.this, *c.expressions)]
+        return any(isinstance(o, exp.Column) and self.b.binder.owner(o) not in group.rels for o in operands)
 
     def _place_filters(self) -> None:
         b = self.b

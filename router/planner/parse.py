@@ -95,12 +95,13 @@ def parse_statement(normalized: str, dialect_name: str, original: str | None = N
     return _spell_out_negations(tree)
 
 
-def _spell_out_negations(tree: exp.Expression) -> exp.Expression:
+def _spell_out_negations(tree: exp.Expr | None) -> exp.Expression:
     """``x IS NOT NULL`` / ``x NOT LIKE y`` as ``NOT (…)`` around the positive node, however sqlglot read them.
 
     sqlglot's PostgreSQL reader gives ``Is(negate=True)`` for ``x IS NOT NULL`` where its MySQL reader gives
     ``Not(Is(...))``; the planner looks for ``exp.Not`` (routing, null rejection, the evaluator), so a flag left on
     the node would read as ``x IS NULL``: a route to the NULL keyspace id, a HAVING that keeps the wrong groups."""
+    assert tree is not None
     for node in list(tree.find_all(exp.Is, exp.Like, exp.ILike)):
         if node.args.get("negate"):
             positive = node.copy()
@@ -109,4 +110,5 @@ def _spell_out_negations(tree: exp.Expression) -> exp.Expression:
             if node is tree:
                 return replacement
             node.replace(replacement)
+    assert isinstance(tree, exp.Expression)
     return tree

@@ -157,6 +157,10 @@ class Route(Primitive):
     in_slot: int = -1  # IN routes: the query slot holding the folded list; each shard gets only its own values
     passthrough: bool = False  # the client's own text may be sent unchanged (same dialect, no rewrite needed)
     helper_prefix: int = 0  # drop this many leading helper columns after the merge
+    # No shard selected (a provably empty WHERE, a lookup that found nothing): still run on any one shard, whose
+    # WHERE then selects nothing, because the statement answers a row anyway (an aggregate without GROUP BY:
+    # ``COUNT(*)`` is 0). Vitess ``NoRoutesSpecialHandling``.
+    no_routes_special_handling: bool = False
     operator_type = "Route"
 
     def _describe_fields(self, out: dict[str, Any]) -> None:
@@ -172,6 +176,8 @@ class Route(Primitive):
             out["HelperPrefix"] = self.helper_prefix
         if self.table:
             out["Table"] = self.table
+        if self.no_routes_special_handling:
+            out["NoRoutesSpecialHandling"] = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from router.planner.scope import QUERY_NODES, REF_KEY, Binder, own_nodes
 from router.planner.semantics import TableRef, resolve_table
 from router.planner.values import Arg, ListVar
 from sharding.errors import UnsupportedError
+from sharding.vindexes.base import Lookup
 
 __all__ = ["Planned", "Pullout", "QueryPlanner", "SINGLE_SHARD", "all_tables", "plan_select"]
 
@@ -278,7 +279,13 @@ def _route_primitive(tree: exp.Expression, route: TableRoute, refs: list[TableRe
     passthrough = (not rewritten and backend == ctx.session.dialect and in_slot < 0
                    and runvars.only_args(template) and tree.parent is None)
     table = ", ".join(sorted({r.table.name for r in refs if r.table is not None}))
-    return Route(params, template, table=table, in_slot=in_slot, passthrough=passthrough)
+    # A scalar aggregate answers one row even where no shard is selected (Vitess NoRoutesSpecialHandling): a
+    # provably empty WHERE, or a lookup vindex that finds no keyspace id.
+    special = isinstance(tree, exp.Select) and not tree.args.get("group") and has_aggregation(tree) and (
+        route.opcode is Opcode.None_ or (route.option is not None
+                                         and isinstance(route.option.column_vindex.vindex, Lookup)))
+    return Route(params, template, table=table, in_slot=in_slot, passthrough=passthrough,
+                 no_routes_special_handling=special)
 
 
 def _in_slot(template: object, route: TableRoute, ctx: PlanContext) -> int:

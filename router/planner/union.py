@@ -181,7 +181,7 @@ def union_tail(qp: QueryPlanner, node: exp.Union, prim: Primitive, columns: list
     from router.planner.join_horizon import horizon_over
 
     cols: list[exp.Expression] = [exp.column(c) for c in columns]  # type: ignore[arg-type]
-    items: list[exp.Expression] = [c.copy() for c in cols]
+    items: list[exp.Expr] = [c.copy() for c in cols]
     if not weights:  # PostgreSQL: text of C-collated columns merges by code point; say so to the horizon
         for i, coll in enumerate(_codepoint_collations(qp, node, len(cols))):
             if coll is not None:

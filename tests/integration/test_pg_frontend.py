@@ -532,3 +532,21 @@ async def test_single_shard_reads_are_forwarded_and_answer_like_the_engine(clust
             await conn.close()
         await fast.close()
         await slow.close()
+
+
+async def test_statements_prepared_on_shard_connections_follow_ddl(router: InProcessRouter) -> None:
+    """The fast path prepares each text once per shard connection; DDL through the router retires them, so a
+    changed table never meets a stale plan ("cached plan must not change result type")."""
+    async with await psycopg.AsyncConnection.connect(router.dsn(database="commerce"), autocommit=True) as conn:
+        await conn.execute("DROP TABLE IF EXISTS pt_cache")
+        await conn.execute("CREATE TABLE pt_cache (a int PRIMARY KEY, b text)")
+        await conn.execute("INSERT INTO pt_cache VALUES (1, 'one')")
+        before = router.frontend.passthrough.forwarded
+        for _ in range(3):
+            cur = await conn.execute("SELECT * FROM pt_cache WHERE a = %s", (1,), prepare=False)
+            assert await cur.fetchall() == [(1, "one")]
+        await conn.execute("ALTER TABLE pt_cache ADD COLUMN c int DEFAULT 7")
+        cur = await conn.execute("SELECT * FROM pt_cache WHERE a = %s", (1,), prepare=False)
+        assert await cur.fetchall() == [(1, "one", 7)]
+        assert router.frontend.passthrough.forwarded >= before + 4
+        await conn.execute("DROP TABLE pt_cache")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -119,6 +119,8 @@ class Bind:
     param_formats: tuple[int, ...]
     params: tuple[bytes | None, ...]
     result_formats: tuple[int, ...]
+    # the body after the two names, as received (forwarded to a shard unchanged)
+    tail: bytes = field(default=b"", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +314,7 @@ def _parse(r: _Reader) -> Parse:
 
 def _bind(r: _Reader) -> Bind:
     portal, statement = r.cstring(), r.cstring()
+    names_end = r.pos
     formats = _formats(r, "Bind")
     n = r.int16()
     if n < 0:
@@ -329,7 +332,7 @@ def _bind(r: _Reader) -> Bind:
     r.end()
     if len(formats) > 1 and len(formats) != n:
         raise ProtocolViolation(f"bind message has {len(formats)} parameter formats but {n} parameters")
-    return Bind(portal, statement, formats, tuple(params), results)
+    return Bind(portal, statement, formats, tuple(params), results, r.data[names_end:])
 
 
 def _kind_and_name(r: _Reader, what: str) -> tuple[str, str]:

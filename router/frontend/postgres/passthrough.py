@@ -12,9 +12,12 @@ here neither happens, and the client's bind values go to the shard as the client
 their types), so the shard reads them exactly as PostgreSQL would.
 
 Extended query: at Execute (row limit 0), or at Describe of a portal whose Execute is already waiting in the input,
-the shard gets Parse (unnamed) + Bind + [Describe] + Execute + Sync in one write; the client's own prepared
-statement stays in the router (transaction pooling). Cancel: a CancelRequest for the session becomes one for the
-shard connection, and the shard's 57014 error is relayed.
+the shard gets Bind (the client's values, formats and result formats as received) + [Describe] + Execute + Sync in
+one write, to a statement prepared on that shard connection the first time it ran that text (Parse goes first
+then). The client's own prepared statements stay in the router, so any shard connection can serve them
+(transaction pooling); DDL through the router retires the statements prepared on shard connections, and a
+statement that fails there is prepared again next time. Cancel: a CancelRequest for the session becomes one for
+the shard connection, and the shard's 57014 error is relayed.
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ _Z, _E = ord("Z"), ord("E")
 _SESSION_STATE = re.compile(r"\b(?:set_config|pg_advisory_lock|pg_try_advisory_lock|pg_advisory_unlock|currval|"
                             r"lastval|dblink\w*|lo_\w+|into)\b", re.IGNORECASE)
 _FIRST_USER_OID = 16384
+_EXECUTE_SYNC = M.fe_execute("", 0) + M.fe_sync()
+_DESCRIBE_EXECUTE_SYNC = M.fe_describe("P", "") + _EXECUTE_SYNC
 
 
 class Unavailable(Exception):
@@ -116,12 +121,14 @@ class Passthrough:
         """Bind the client's values to a statement prepared on the shard connection (prepared there once per
         text, the first time that connection runs it), then Execute and Sync."""
         prepared, bind = portal.statement, portal.bind
-        tail = ((M.fe_describe("P", "") if describe else b"") + M.fe_execute("", 0) + M.fe_sync())
+        tail = _DESCRIBE_EXECUTE_SYNC if describe else _EXECUTE_SYNC
         sql, types = prepared.sql, prepared.param_types
+        values = bind.tail  # formats, values and result formats exactly as the client sent them
 
         def data(conn: RawConnection) -> bytes:
             name, first = conn.statement(sql, types, self.generation)
-            return first + M.fe_bind("", name.decode(), bind.params, bind.param_formats, bind.result_formats) + tail
+            body_len = 4 + 1 + len(name) + 1 + len(values)
+            return first + b"B" + body_len.to_bytes(4, "big") + b"\0" + name + b"\0" + values + tail
 
         def failed(conn: RawConnection) -> None:
             conn.forget(sql, types)  # prepared or not, make it again next time

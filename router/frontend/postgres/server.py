@@ -31,17 +31,11 @@ from typing import Any
 from router.frontend.postgres import messages as M
 from router.frontend.postgres.auth import AuthPolicy, HbaRule, tls_server_end_point
 from router.frontend.postgres.describe import Describer
-from router.frontend.postgres.handler import (
-    CANONICAL_PARAMS,
-    DURATION_SETTINGS,
-    REPORTED_DEFAULTS,
-    Handler,
-    Metrics,
-    duration_in_ms,
-)
+from router.frontend.postgres.handler import Handler, Metrics
 from router.frontend.postgres.passthrough import Passthrough
 from router.frontend.postgres.protocol import Cancel, Login, NeedTLS, PgProtocol
 from router.frontend.postgres.rawconn import RawPool
+from router.frontend.postgres.settings import CANONICAL_PARAMS, DURATION_SETTINGS, REPORTED_DEFAULTS, duration_in_ms
 from router.frontend.postgres.statements import classify
 from sharding.errors import ShardgateError, TooManyConnectionsError, UnknownKeyspaceError
 

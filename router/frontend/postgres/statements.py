@@ -9,7 +9,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["Info", "classify", "command_tag", "is_system_catalog_query"]
+import cython_ext
+from cython_ext.fpvalues import FingerprintError
+from router.frontend.postgres import messages as M
+from sharding.errors import SyntaxError_
+
+__all__ = ["Info", "classify", "command_tag", "in_failed_transaction", "is_system_catalog_query", "split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,3 +267,21 @@ def is_system_catalog_query(sql: str, user_tables: frozenset[str] = frozenset())
             continue
         return False
     return found
+
+
+def in_failed_transaction() -> M.PgError:
+    """PostgreSQL's 25P02: after an error in a transaction block only ROLLBACK (or COMMIT) is accepted."""
+    return M.PgError("current transaction is aborted, commands ignored until end of transaction block",
+                     sqlstate="25P02")
+
+
+def split(sql: str) -> list[str]:
+    """The statements of a multi-statement text; an unterminated string or comment is a syntax error (42601)."""
+    try:
+        return _fp.split_statements(sql, _fp.POSTGRES)  # type: ignore[no-any-return]
+    except FingerprintError as exc:
+        raise SyntaxError_(f"syntax error at position {exc.position + 1}: {exc.message}",
+                           position=exc.position + 1) from None
+
+
+_fp = cython_ext.fingerprint

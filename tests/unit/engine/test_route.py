@@ -35,7 +35,8 @@ async def test_point_select_renders_in_the_backend_dialect_when_dialects_differ(
     b = planned(planner, snapshot, "select customer_id from customer where customer_id = 4", dialect="mysql")
     _, rows = await fetch(b, ctx, snapshot, dialect="mysql")
     # PostgreSQL shards get the plan's text with $n placeholders: the connection keeps it prepared.
-    assert ctx.log == ["execute customer/80-: SELECT customer_id FROM customer WHERE customer_id = $1 [4]"]
+    assert ctx.log == ["execute customer/80-: SELECT customer_id FROM customer WHERE customer_id = "
+                       "CAST($1 AS integer) [4]"]
     assert rows == [(4,)]
 
 
@@ -46,7 +47,8 @@ async def test_a_value_the_driver_cannot_bind_falls_back_to_literal_sql(planner,
     ctx.on(contains="$1", error=InvalidValueError("invalid input for query argument $1"))
     b = planned(planner, snapshot, "select customer_id from customer where customer_id = 4", dialect="postgres")
     _, rows = await fetch(b, ctx, snapshot, dialect="postgres")
-    assert ctx.log == ["execute customer/80-: SELECT customer_id FROM customer WHERE customer_id = $1 [4]",
+    assert ctx.log == ["execute customer/80-: SELECT customer_id FROM customer WHERE customer_id = "
+                       "CAST($1 AS integer) [4]",
                        "execute customer/80-: select customer_id from customer where customer_id = 4"]
     assert rows == [(4,)]
 
