@@ -86,26 +86,6 @@ class ExecutionContext(Protocol):
         """Reserve ``count`` ids of sequence table ``keyspace.table``; the first of them."""
 
 
-def sequence_sql(dialect: str, table: str, count: int) -> tuple[str, ...]:
-    """Statements that reserve ``count`` ids of a Vitess-style sequence table (``id``, ``next_id``, ``cache``;
-    one row, ``id = 0``) atomically in autocommit, and read back the new ``next_id``:
-
-    - PostgreSQL: one ``UPDATE … RETURNING``;
-    - MySQL/MariaDB: ``UPDATE … SET next_id = LAST_INSERT_ID(next_id + n)`` then ``SELECT LAST_INSERT_ID()`` on
-      the same connection (the function is per connection, so no other session can interleave).
-
-    The first reserved id is the returned value minus ``count``.
-    """
-    if count <= 0:
-        raise ValueError("count must be positive")
-    if dialect == "postgres":
-        quoted = '"' + table.replace('"', '""') + '"'
-        return (f"UPDATE {quoted} SET next_id = next_id + {count} WHERE id = 0 RETURNING next_id",)
-    quoted = "`" + table.replace("`", "``") + "`"
-    return (f"UPDATE {quoted} SET next_id = LAST_INSERT_ID(next_id + {count}) WHERE id = 0",
-            "SELECT LAST_INSERT_ID()")
-
-
 def first_value(result: ResultSet | ExecResult) -> Any:
     """The first column of the first row (None when there is none)."""
     if isinstance(result, ResultSet) and result.rows:

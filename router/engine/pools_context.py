@@ -6,8 +6,9 @@ that shard (joining the shard to the transaction on first use, or refusing it in
 executed whole rather than streamed: one transaction connection per shard may be needed by two primitives at once
 (a join's two sides), and a half-read stream would block the other.
 
-Sequence reservations (``reserve_ids``) always use their own pooled connection, outside the client's transaction,
-as Vitess does, so a rolled-back transaction never hands the same id out twice.
+Sequence ids (``reserve_ids``) come from the router's cached blocks (``router.engine.sequences``), reserved on
+their own pooled connection outside the client's transaction, as Vitess does, so a rollback never hands an id out
+twice.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from router.backend.connection import BackendTarget
 from router.backend.pools import PoolSet
 from router.backend.result import Column, ExecResult, ResultSet, Row
-from router.engine.context import Limits, first_value, sequence_sql
-from sharding.errors import InvalidValueError, RoutingError
+from router.engine.context import Limits
+from router.engine.sequences import cache_for
 from sharding.snapshot import ClusterSnapshot
 
 if TYPE_CHECKING:
@@ -95,32 +96,5 @@ class PoolContext:
             return await conn.execute(sql, params, timeout=timeout)
 
     async def reserve_ids(self, keyspace: str, table: str, count: int) -> int:
-        return await reserve_ids(self.pools, self.snapshot, keyspace, table, count, self.backend_dialect(keyspace))
-
-
-async def reserve_ids(pools: PoolSet, snapshot: ClusterSnapshot, keyspace: str, table: str, count: int,
-                      dialect: str) -> int:
-    """The first of ``count`` ids reserved from sequence table ``keyspace.table`` (own connection, autocommit)."""
-    shards = snapshot.shards(keyspace)
-    if len(shards) != 1:
-        raise RoutingError(f"sequence table {keyspace}.{table} must live in an unsharded keyspace")
-    statements = sequence_sql(dialect, table, count)
-    async with pools.acquire(keyspace, shards[0].name, "primary") as conn:
-        result: Any = await conn.execute(statements[0])
-        if dialect == "mysql":
-            # UPDATE … SET next_id = LAST_INSERT_ID(next_id + n): the OK packet carries the new next_id.
-            if not isinstance(result, ExecResult) or result.rows_affected != 1:
-                raise InvalidValueError(_no_row(keyspace, table))
-            top = result.last_insert_id
-            if not top:
-                top = first_value(await conn.execute(statements[1]))
-        else:
-            top = first_value(result)
-        if top is None:
-            raise InvalidValueError(_no_row(keyspace, table))
-        return int(top) - count
-
-
-def _no_row(keyspace: str, table: str) -> str:
-    return (f"sequence table {keyspace}.{table} has no row with id = 0 "
-            "(create it with: INSERT INTO t (id, next_id, cache) VALUES (0, 1, 1000))")
+        return await cache_for(self.pools).reserve(self.pools, self.snapshot, keyspace, table, count,
+                                                   self.backend_dialect(keyspace))

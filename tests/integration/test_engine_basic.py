@@ -264,6 +264,38 @@ async def test_insert_draws_ids_from_the_sequence_and_places_rows(env: ShardedCl
     assert deleted.rows_affected == 3
 
 
+async def test_sequence_blocks_are_cached_and_routers_never_share_an_id(env: ShardedCluster) -> None:
+    """Two routers insert concurrently: ids come from memory (one sequence-table UPDATE per ``cache`` ids, 100
+    here), and the routers' blocks never overlap, so no id is handed out twice."""
+    from router.engine.sequences import cache_for
+
+    async with gateway.connect(env.config) as g1, gateway.connect(env.config) as g2:
+        async def insert(g: gateway.Gateway, n: int) -> list[int]:
+            got = []
+            async with g.session(env.engine, "customer") as s:
+                for i in range(n):
+                    r = await s.execute(f"INSERT INTO customer (name, region, balance) VALUES ('sq{i}', 'seq', {i})")
+                    assert r.last_insert_id is not None
+                    got.append(r.last_insert_id)
+                r = await s.execute("INSERT INTO customer (name, region, balance) VALUES ('m1', 'seq', 0), "
+                                    "('m2', 'seq', 0), ('m3', 'seq', 0)")
+                assert r.last_insert_id is not None
+                got += [r.last_insert_id + k for k in range(3)]
+            return got
+
+        runs = await asyncio.gather(*(insert(g, 60) for g in (g1, g2, g1, g2)))
+        ids = [i for run_ids in runs for i in run_ids]
+        assert len(ids) == len(set(ids)) == 4 * 63
+        for run_ids in runs:
+            assert run_ids == sorted(run_ids)
+        reservations = cache_for(g1.pools).reservations + cache_for(g2.pools).reservations
+        assert 2 <= reservations <= 6, reservations  # 252 ids in blocks of 100 over two routers
+        rows = await g1.execute("SELECT customer_id FROM customer WHERE region = 'seq'", dialect=env.engine,
+                                keyspace="customer")
+        assert sorted(r[0] for r in rows) == sorted(ids)
+        await g1.execute("DELETE FROM customer WHERE region = 'seq'", dialect=env.engine, keyspace="customer")
+
+
 async def test_backend_errors_keep_their_codes(env: ShardedCluster, gw: gateway.Gateway) -> None:
     with pytest.raises(BackendError) as info:
         await gw.execute("INSERT INTO customer (customer_id, name, region, balance) VALUES (1, 'dup', 'x', 0)",

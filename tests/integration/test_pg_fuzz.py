@@ -246,6 +246,7 @@ async def test_fuzz_the_frontend(cluster: Cluster) -> None:
     live = asyncio.ensure_future(_live_session(router, stop, stats))
     rss_start = _rss_mb()
     rss_peak = rss_start
+    in_use_peak = [0]
     started = time.monotonic()
 
     async def worker(n: int) -> None:
@@ -255,6 +256,7 @@ async def test_fuzz_the_frontend(cluster: Cluster) -> None:
         while stats.sent < TARGET_MESSAGES and time.monotonic() - started < TIME_LIMIT:
             await _one_connection(router.port, wrng.choice(sessions), mutator, stats, wrng)
             rss_peak = max(rss_peak, _rss_mb())
+            in_use_peak[0] = max([in_use_peak[0], *(st.in_use for st in router.gateway.pools.stats())])
 
     try:
         await asyncio.gather(*(worker(n) for n in range(WORKERS)))
@@ -279,6 +281,14 @@ async def test_fuzz_the_frontend(cluster: Cluster) -> None:
         assert stats.live_queries > 100
         assert rss_peak - rss_start < 300, (rss_start, rss_peak)
         assert not router.frontend.connections or len(router.frontend.connections) <= 1
+        # Sessions that ended give their shard connections back (at most one per worker and one live session).
+        for _ in range(50):
+            held = {st.target: st.in_use for st in router.gateway.pools.stats() if st.in_use}
+            if not held:
+                break
+            await asyncio.sleep(0.1)
+        assert not held, f"shard connections still held after every client left: {held}"
+        print(f"peak shard connections in use per pool: {in_use_peak[0]}")
     finally:
         stop.set()
         live.cancel()
