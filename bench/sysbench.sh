@@ -3,6 +3,7 @@
 #
 #   bench/sysbench.sh                      oltp_point_select and oltp_read_only, 1/8/64 threads, 20 s each
 #   DURATION=5 THREADS="1 8" bench/sysbench.sh
+#   PASSTHROUGH=0 bench/sysbench.sh        the router without the single-shard fast path (engine only)
 #
 # Targets: (a) MariaDB directly; (b) shardgate over that same server and database (keyspace "direct", unsharded);
 # (c) shardgate over 2 shards on 2 servers (keyspace "sharded", sbtest sharded by id with hash, made with VSchema
@@ -53,8 +54,8 @@ if [[ "$ROUTER" == serve ]]; then
   "$PY" -m router.serve --config "$WORK/cluster.yaml" --pg-listen 127.0.0.1:0 --mysql-listen 127.0.0.1:0 \
     --workers "$WORKERS" --ready-file "$WORK/ready.json" --log-level warning >"$WORK/router.log" 2>&1 &
 else
-  echo "==> starting the router (gateway + MySQL listener on uvloop, pools of $POOL_SIZE)"
-  POOL_SIZE=$POOL_SIZE "$PY" bench/sysbench_setup.py router "$WORK" >"$WORK/router.log" 2>&1 &
+  echo "==> starting the router (gateway + MySQL listener on uvloop, pools of $POOL_SIZE, passthrough ${PASSTHROUGH:-1})"
+  POOL_SIZE=$POOL_SIZE PASSTHROUGH=${PASSTHROUGH:-1} "$PY" bench/sysbench_setup.py router "$WORK" >"$WORK/router.log" 2>&1 &
 fi
 ROUTER_PID=$!
 for _ in $(seq 300); do [[ -s "$WORK/ready.json" ]] && break; sleep 0.2; done

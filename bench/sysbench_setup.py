@@ -10,7 +10,9 @@
                                                    POOL_SIZE (default 80) connections: sysbench's 64 threads each
                                                    hold a shard connection for their whole transaction, more than
                                                    the default pool of 10 (``router.serve`` has no pool option yet);
-                                                   writes DIR/ready.json
+                                                   PASSTHROUGH=0 turns the single-shard fast path off (the
+                                                   engine runs every statement); PROFILE=FILE writes a cProfile
+                                                   (CPU time) of the router there at exit; writes DIR/ready.json
     python bench/sysbench_setup.py cpu PID         print the process's user+system CPU seconds (children too)
 """
 from __future__ import annotations
@@ -90,7 +92,10 @@ def router(directory: Path) -> None:
         config = load_config(directory / "cluster.yaml")
         gateway = Gateway(config, pool_config=PoolConfig(max_size=int(os.environ.get("POOL_SIZE", "80"))))
         await gateway.start()
-        listener = await start_mysql_listener(gateway, config, host="127.0.0.1", port=0)
+        pools = PoolConfig(max_size=int(os.environ.get("POOL_SIZE", "80")))
+        listener = await start_mysql_listener(gateway, config, host="127.0.0.1", port=0,
+                                              passthrough=os.environ.get("PASSTHROUGH", "1") != "0",
+                                              passthrough_pool=pools)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,7 +107,19 @@ def router(directory: Path) -> None:
         if listener.stats.internal_errors:
             print(f"{listener.stats.internal_errors} internal errors", file=sys.stderr)
 
-    uvloop.run(run())
+    profile = os.environ.get("PROFILE")  # PROFILE=file: cProfile the router, stats written there at exit
+    if not profile:
+        uvloop.run(run())
+        return
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time)  # CPU time: other processes share the cores
+    profiler.enable()
+    try:
+        uvloop.run(run())
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile)
 
 
 def cpu(pid: int) -> None:

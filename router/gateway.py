@@ -38,9 +38,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from router.access import AccessPolicy
+from router.backend.health import ReplicaHealth
 from router.backend.pool_config import PoolConfig
 from router.backend.pools import PoolSet
 from router.backend.sqlkind import first_keyword
+from router.config_sections import load_config, parse_config
+from router.engine.buffering import Buffer
+from router.engine.client_limits import ClientLimiter
+from router.engine.consolidate import Consolidator
 from router.engine.context import Limits
 from router.engine.pools_context import backend_dialect_of
 from router.engine.run import Execution
@@ -48,7 +54,7 @@ from router.engine.schema_tracker import SchemaTracker
 from router.engine.session import Result, Session
 from router.engine.transaction import TxMode
 from router.planner import Planner
-from sharding.config import ClusterConfig, load_config, parse_config
+from sharding.config import ClusterConfig
 from sharding.errors import ConfigError
 from sharding.schema import EMPTY_SCHEMA, SchemaSet
 from sharding.snapshot import ClusterSnapshot
@@ -78,8 +84,16 @@ class Gateway:
                  tx_mode: TxMode | str = TxMode.MULTI, router_id: str = "", track_schema: bool = True,
                  schema_timeout: float = 10.0) -> None:
         self.config = _load(config)
+        self.access = AccessPolicy.of(self.config)  # users, table ACLs, query rules; RELOAD swaps it
+        self.reloader: Any = None  # router.admin_reload.ConfigReloader, made on the first RELOAD
+        self.clients = ClientLimiter(lambda: self.config)  # client sessions at once, over both protocols
         self.limits = limits or Limits()
         self.pools = PoolSet(pool_config or PoolConfig())
+        # Consolidation, the buffering hook, replica health: their config sections are read as they are in force
+        # (RELOAD replaces ``self.config``).
+        self.consolidator = Consolidator(source=lambda: self.config.sections.get("consolidation"))
+        self.buffer = Buffer(source=lambda: self.config.sections.get("buffering"), pools=self.pools)
+        self.replica_health = ReplicaHealth(self.pools, source=lambda: self.config.sections.get("replica_health"))
         self.planner = Planner()
         self.coordinator: Any = None
         self.tx_mode = TxMode(tx_mode)
@@ -131,6 +145,7 @@ class Gateway:
         await self.pools.apply(snapshot)
         if stale():  # a newer VSchema was installed meanwhile
             return
+        self.replica_health.start_if_needed()
         current = self._snapshot
         version = snapshot.version if current is None else max(snapshot.version, current.version + 1)
         self._vschema_version = snapshot.version
@@ -193,6 +208,7 @@ class Gateway:
             await session.close()
         if self._source is not None:
             await self._source.stop()
+        await self.replica_health.stop()
         await self.pools.close(timeout=5)
         if self.coordinator is not None:
             self.coordinator.close()
@@ -262,6 +278,9 @@ class Gateway:
                 tx_mode: TxMode | str | None = None) -> Session:
         """A stateful session (transactions, SET, USE). Close it (or use ``async with``) to end its transaction."""
         session = _TrackedSession(self, dialect, keyspace, user=user, tx_mode=tx_mode or self.tx_mode)
+        tablet_type = self.replica_health.tablet_type_of(user)
+        if tablet_type in ("replica", "rdonly"):
+            session.read_role = "replica"  # the user's reads go to replicas; writes and transactions to the primary
         self._sessions.add(session)
         return session
 

@@ -35,14 +35,15 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 _MISSING = object()
 
 
-def _as_number(value: Any) -> Decimal | float | None:
-    """A value as a number the way MySQL converts it (a string's numeric prefix, else 0); None for NULL."""
+def _as_number(value: Any) -> Decimal | float | int | None:
+    """A value as a number the way MySQL converts it (a string's numeric prefix, else 0); None for NULL. Integers
+    stay integers: they compare exactly with Decimal operands, and skip a conversion per statement."""
     if value is None:
         return None
     if isinstance(value, bool):
-        return Decimal(int(value))
+        return int(value)
     if isinstance(value, int | Decimal):
-        return Decimal(value)
+        return value
     if isinstance(value, float):
         return value
     if isinstance(value, bytes | bytearray | memoryview):

@@ -117,7 +117,7 @@ class RuleRequest:
     @staticmethod
     def of(bound: BoundPlan, *, user: str, client_addr: str | None = None, keyspace: str | None = None,
            params: Any = None) -> RuleRequest:
-        named = params if isinstance(params, Mapping) else None
+        named = params if params is not None and isinstance(params, Mapping) else None
         return RuleRequest(user, bound.plan, bound.binds, bound.sql, bound.fingerprint, client_addr, keyspace, named)
 
 

@@ -9,8 +9,16 @@ Loads the cluster config, starts the ``Gateway`` (snapshot, pools, planner), and
 - ``--workers N`` forks N worker processes that share the ports with SO_REUSEPORT, each with its own gateway.
   A PostgreSQL cancel request reaches the worker holding the session: the BackendKeyData process id names the
   worker, and workers forward cancel requests to each other over Unix sockets in a private run directory.
+- SIGHUP (or the admin statement ``RELOAD``) re-reads the config file and applies users, ACLs, query rules, the
+  VSchema and backends without dropping connections (``router.admin_reload``); a bad file changes nothing and its
+  problems are logged. With several workers the parent passes SIGHUP on to each.
 - ``--hba FILE``: ``pg_hba.conf``-style rules (``router.frontend.postgres.auth``) for PostgreSQL logins.
 - ``--ready-file FILE``: written (JSON: ports, pid) once every listener accepts connections; tests wait on it.
+- ``listeners.metrics`` / ``--metrics-listen HOST:PORT``: HTTP ``/metrics``, ``/ready``, ``/live``
+  (``router.http_endpoints``). With ``--workers N`` worker ``i`` serves its own metrics on port + ``i`` (port 0:
+  a free port each); the ready file lists them under ``metrics``.
+- Logs are JSON lines by default (``--log-format text`` for plain lines; ``router.logs``); statements appear by
+  fingerprint only (``router.activity``).
 """
 from __future__ import annotations
 
@@ -50,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--twopc-dir", help="decision log directory for transaction_mode twopc")
     parser.add_argument("--ready-file", help="write the listening ports here (JSON) once serving")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="json", choices=["json", "text"],
+                        help="one JSON object per log line (default), or plain text")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT",
+                        help="HTTP port of /metrics, /ready and /live (overrides listeners.metrics)")
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -58,9 +70,10 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from sharding.config import load_config
+    from router.logs import configure
+
+    configure(args.log_level, getattr(args, "log_format", "json"))
+    from router.config_sections import load_config
 
     config = load_config(args.config)
     for warning in config.warnings:
@@ -79,6 +92,15 @@ def main(args: argparse.Namespace) -> int:
     if workers == 1:
         return _run_worker(args, config, hba, pg_addr, my_addr, 0, 1, None, args.ready_file)
     return _run_workers(args, config, hba, pg_addr, my_addr, workers)
+
+
+def _metrics_address(args: argparse.Namespace | None, config: Any) -> tuple[str, int] | None:
+    """The HTTP endpoints' address: ``--metrics-listen``, else ``listeners.metrics``; None: no HTTP port."""
+    text = getattr(args, "metrics_listen", None) if args is not None else None
+    if text:
+        return _address(text)
+    addr = getattr(getattr(config, "listeners", None), "metrics", None)
+    return None if addr is None else (str(addr.host), int(addr.port))
 
 
 def _listen(config: Any, name: str, default: str) -> tuple[str, int]:
@@ -124,6 +146,7 @@ def _run_workers(args: argparse.Namespace, config: Any, hba: Any, pg_listen: tup
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)
                 code = _run_worker(args, config, hba, pg_addr, my_addr, i, workers, run_dir, ready)
             except BaseException:
                 log.exception("worker %d failed", i)
@@ -141,6 +164,13 @@ def _run_workers(args: argparse.Namespace, config: Any, hba: Any, pg_listen: tup
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+
+    def forward_reload(signum: int, frame: Any) -> None:  # SIGHUP: every worker re-reads the config
+        for child in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, forward_reload)
     if args.ready_file:
         _wait_ready(run_dir, workers, children, args.ready_file, pg_addr, my_addr)
     code = 0
@@ -172,8 +202,10 @@ def _wait_ready(run_dir: Path, workers: int, children: dict[int, int], ready_fil
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and children:
         if all((run_dir / f"ready-{i}.json").exists() for i in range(workers)):
+            each = [json.loads((run_dir / f"ready-{i}.json").read_text(encoding="utf-8")) for i in range(workers)]
             _write_json(ready_file, {"postgres": pg_addr[1], "mysql": my_addr[1] if my_addr else None,
-                                     "pid": os.getpid(), "workers": workers})
+                                     "pid": os.getpid(), "workers": workers,
+                                     "metrics": [w.get("metrics") for w in each]})
             return
         time.sleep(0.05)
 
@@ -227,21 +259,32 @@ async def serve(config: Any, *, args: argparse.Namespace | None = None, hba: Any
     tls = getattr(config, "tls", None)
     if tls is not None:
         options.tls_cert, options.tls_key, options.require_tls = tls.cert, tls.key, tls.require
-    pg = mysql = None
+    pg = mysql = http = None
     try:
         pg = await PgFrontend(gateway, options, config.users).start()
         if my_addr is not None:
             from router.frontend.mysql.server import start_mysql_listener
 
             mysql = await start_mysql_listener(gateway, config, host=my_addr[0], port=my_addr[1],
-                                               reuse_port=workers > 1)
+                                               reuse_port=workers > 1, passthrough=options.passthrough,
+                                               passthrough_pool=pool_config)
+        _watch_reload(gateway, config, [pg, mysql], workers)
         ports = {"postgres": pg.port, "mysql": getattr(mysql, "port", None), "pid": os.getpid(), "worker": worker}
+        metrics_addr = _metrics_address(args, config)
+        if metrics_addr is not None:
+            from router.http_endpoints import start_endpoints
+
+            port = metrics_addr[1] + worker if metrics_addr[1] else 0  # one port per worker (router.metrics)
+            http = await start_endpoints(gateway, pg, mysql, metrics_addr[0], port, worker, workers)
+            ports["metrics"] = http.port
         log.info("serving PostgreSQL on %s:%s%s (worker %d of %d)", pg_addr[0], pg.port,
                  f", MySQL on {my_addr[0]}:{ports['mysql']}" if my_addr is not None and mysql is not None else "",
                  worker + 1, workers)
         if ready_file:
             _write_json(ready_file, ports)
         await stop.wait()
+        if http is not None:
+            http.readiness.draining = True  # /ready: 503 while draining
         log.info("draining (up to %.0f s)", drain_timeout)
     finally:
         closing = []
@@ -252,9 +295,36 @@ async def serve(config: Any, *, args: argparse.Namespace | None = None, hba: Any
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
         await gateway.close()
+        if http is not None:
+            await http.close()
         if pg is not None and pg.metrics.internal_errors:
             log.error("%d internal errors in the PostgreSQL frontend", pg.metrics.internal_errors)
     return 0
+
+
+def _watch_reload(gateway: Any, config: Any, frontends: list[Any], workers: int) -> None:
+    """SIGHUP and the RELOAD statement re-read the config file (``router.admin_reload``) when there is one."""
+    from router.admin_reload import ConfigReloader
+
+    source = Path(getattr(config, "source", ""))
+    if not source.is_file():
+        return
+    reloader = ConfigReloader(gateway, source)
+    reloader.signal_parent = workers > 1
+    for frontend in frontends:
+        if frontend is not None:
+            reloader.attach_frontend(frontend)
+    gateway.reloader = reloader
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps only weak references)
+
+    def on_sighup() -> None:
+        task = loop.create_task(reloader.reload_logged())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
 
 
 async def _close_server(server: Any) -> None:

@@ -122,7 +122,7 @@ def _cmd_vschema_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_validate(args: argparse.Namespace) -> int:
-    from sharding.config import load_config
+    from router.config_sections import load_config  # checks the router's acl: and rules: too
 
     config = load_config(args.file)
     for warning in [*config.warnings, *config.check_secrets()]:
@@ -267,8 +267,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sql", metavar="SQL", help="the statement, or - to read one statement per line from stdin")
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("demo", help="start a local sharded cluster and show how rows route")
-    p.add_argument("--tour-only", action="store_true", help="run the tour and exit")
-    p.add_argument("--keep-running", action="store_true", help="skip the tour and stay up")
+    p = sub.add_parser("demo", help="start a local sharded cluster behind the router and tour it")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--tour-only", action="store_true", help="run the tour and exit (0 when every answer is right)")
+    mode.add_argument("--keep-running", action="store_true", help="skip the tour and stay up")
+    p.add_argument("--pg-port", type=int, default=15432, metavar="PORT",
+                   help="the router's PostgreSQL port on 127.0.0.1 (default 15432; 0 picks a free one)")
+    p.add_argument("--mysql-port", type=int, default=15306, metavar="PORT",
+                   help="the router's MySQL port on 127.0.0.1 (default 15306; 0 picks a free one)")
     p.add_argument("--dir", default=None, help="where to keep the demo's servers (default: a temp dir)")
     p.set_defaults(func=_cmd_demo)

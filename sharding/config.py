@@ -30,6 +30,7 @@ A full example (relative paths are relative to the directory of the config file)
           caching_sha2_password: "$SG$sha2$600000$...$...$..."
           mysql_native_password: "*..."
         auth: {postgres: scram-sha-256, mysql: caching_sha2_password}   # optional; default: strongest present
+        max_connections: 100        # optional: this user's client sessions at once (see limits)
     keyspaces:
       customer:
         shards:
@@ -39,7 +40,8 @@ A full example (relative paths are relative to the directory of the config file)
                   password_file: secrets/customer_1}
       main:
         shards:
-          "0": {engine: mysql, host: 127.0.0.1, database: main, user: app, password_env: SG_MAIN_PW}
+          "0": {engine: mysql, host: 127.0.0.1, database: main, user: app, password_env: SG_MAIN_PW,
+                replicas: [{host: 127.0.0.1, port: 3307}]}   # read replicas; unset keys are the primary's
     vschema:                        # Vitess VSchema JSON, written as YAML; or `vschema_file: vschema.json`
       keyspaces:
         customer:
@@ -48,6 +50,13 @@ A full example (relative paths are relative to the directory of the config file)
           tables: {customer: {column_vindexes: [{column: customer_id, name: hash}]}}
         main: {sharded: false, tables: {product: {}}}
     topology: {store: file, path: ./topo, poll_interval: 1.0}   # the default; etcd later
+    limits:                         # optional: client sessions at once (0: no limit); over it, MySQL 1040 / PG 53300
+      max_client_connections: 2000  # every user, both protocols
+      max_user_connections: 0       # each user; a user entry's own `max_connections: N` wins
+
+The router's own sections, ``acl:`` (table ACLs, ``router.acl_config``) and ``rules:`` (query rules,
+``router.rules``), are checked with the rest when the config is loaded through ``router.config_sections`` (this
+module knows only their names: ``EXTENSION_SECTIONS``; their parsers come in as ``sections``).
 
 Rules beyond the shape: unknown keys are errors (with a "did you mean"), and so are duplicate keys; shard
 names are key ranges that tile their keyspace exactly (an unsharded keyspace has one shard, ``-`` or ``0``);
@@ -63,8 +72,8 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -74,6 +83,7 @@ from sharding.auth import Verifier
 from sharding.config_model import (
     DEFAULT_LISTENERS,
     ROLES,
+    ClientLimits,
     ClusterConfig,
     FrontendTLS,
     KeyspaceConfig,
@@ -92,6 +102,7 @@ from sharding.yamldoc import DocChecker, describe, join_path, load_yaml, suggest
 
 __all__ = [
     "DEFAULT_LISTENERS",
+    "EXTENSION_SECTIONS",
     "ROLES",
     "ClusterConfig",
     "FrontendTLS",
@@ -99,6 +110,8 @@ __all__ = [
     "ListenAddress",
     "Listeners",
     "SecretRef",
+    "SectionContext",
+    "SectionParser",
     "ShardConfig",
     "TopologyConfig",
     "UserConfig",
@@ -113,9 +126,32 @@ _HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 _MISSING = object()
 
+# Sections checked by a layer above this one (the router's table ACLs and query rules: ``router.config_sections``
+# passes their parsers as ``sections``). Their names are known here so that a file holding one is never accepted
+# unchecked: without a parser for it, it is a problem.
+EXTENSION_SECTIONS = ("acl", "rules", "consolidation", "buffering", "replica_health")
 
-def load_config(path: str | os.PathLike[str]) -> ClusterConfig:
-    """Read, parse and check the cluster config file at ``path``."""
+
+@dataclass(frozen=True, slots=True)
+class SectionContext:
+    """What a section parser may check against: the config's user names and keyspaces, and a file reader."""
+
+    users: frozenset[str]
+    keyspaces: frozenset[str]
+    read_text: Callable[[Path], str]
+
+
+# (checker, the section's value, its key path, context) -> the parsed section (None after a problem)
+SectionParser = Callable[[DocChecker, Any, str, SectionContext], Any]
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def load_config(path: str | os.PathLike[str], *, sections: Mapping[str, SectionParser] | None = None
+                ) -> ClusterConfig:
+    """Read, parse and check the cluster config file at ``path`` (``sections``: see ``parse_config``)."""
     source = str(path)
     file = Path(path)
     try:
@@ -128,7 +164,7 @@ def load_config(path: str | os.PathLike[str]) -> ClusterConfig:
     if doc is None:
         line = f"{source}: the file is empty"
         raise ConfigError(line, problems=[line])
-    config = parse_config(doc, source=source, base_dir=file.resolve().parent)
+    config = parse_config(doc, source=source, base_dir=file.resolve().parent, sections=sections)
     if config.users and mode & (stat.S_IRWXG | stat.S_IRWXO):
         warning = (f"{source}: the file holds password verifiers but others can read it "
                    f"(mode {stat.S_IMODE(mode):04o}); run chmod 600")
@@ -136,13 +172,16 @@ def load_config(path: str | os.PathLike[str]) -> ClusterConfig:
     return config
 
 
-def parse_config(doc: Any, *, source: str = "cluster.yaml", base_dir: str | os.PathLike[str] | None = None
-                 ) -> ClusterConfig:
+def parse_config(doc: Any, *, source: str = "cluster.yaml", base_dir: str | os.PathLike[str] | None = None,
+                 sections: Mapping[str, SectionParser] | None = None) -> ClusterConfig:
     """Check a loaded config document; relative paths resolve against ``base_dir`` (default: ``source``'s
-    directory). Raises ``ConfigError`` listing every problem."""
+    directory). Raises ``ConfigError`` listing every problem. ``sections`` parse the sections of layers above
+    (``EXTENSION_SECTIONS``); their results are in ``ClusterConfig.sections``."""
     base = Path(base_dir) if base_dir is not None else Path(source).resolve().parent
     c = DocChecker(source, base)
-    top = c.mapping(doc, "", ["listeners", "tls", "users", "keyspaces", "vschema", "vschema_file", "topology"],
+    extra = dict(sections or {})
+    top = c.mapping(doc, "", ["listeners", "tls", "users", "keyspaces", "vschema", "vschema_file", "topology",
+                              "limits", *EXTENSION_SECTIONS, *(k for k in extra if k not in EXTENSION_SECTIONS)],
                     required=["keyspaces"])
     if top is None:
         raise ConfigError("\n".join(c.problems), problems=c.problems)
@@ -153,12 +192,46 @@ def parse_config(doc: Any, *, source: str = "cluster.yaml", base_dir: str | os.P
     vschema = _vschema(c, top)
     keyspaces = _keyspaces(c, top.get("keyspaces"), vschema)
     topology = _topology(c, top.get("topology", {}))
+    limits = _limits(c, top.get("limits", {}))
+    parsed = _sections(c, top, extra, users, vschema)
     if c.problems:
         raise ConfigError("\n".join(c.problems), problems=c.problems)
     assert vschema is not None
     return ClusterConfig(source=source, listeners=listeners, tls=tls, users=tuple(users),
                          keyspaces=MappingProxyType({k.name: k for k in keyspaces}), vschema=vschema,
-                         topology=topology, warnings=tuple(c.warnings))
+                         topology=topology, warnings=tuple(c.warnings), sections=MappingProxyType(parsed),
+                         limits=limits)
+
+
+_MAX_CLIENTS = 1_000_000
+
+
+def _limits(c: DocChecker, value: Any) -> ClientLimits:
+    section = c.mapping(value, "limits", ["max_client_connections", "max_user_connections"])
+    if section is None:
+        return ClientLimits()
+    total = c.integer(section.get("max_client_connections", 0), "limits.max_client_connections", 0, _MAX_CLIENTS)
+    per_user = c.integer(section.get("max_user_connections", 0), "limits.max_user_connections", 0, _MAX_CLIENTS)
+    return ClientLimits(total or 0, per_user or 0)
+
+
+def _sections(c: DocChecker, top: Mapping[str, Any], parsers: Mapping[str, SectionParser],
+              users: list[UserConfig], vschema: VSchema | None) -> dict[str, Any]:
+    names = [k for k in top if k in EXTENSION_SECTIONS or k in parsers]
+    if not names:
+        return {}
+    keyspaces = frozenset(vschema.keyspaces) if vschema is not None else frozenset(
+        top["keyspaces"] if isinstance(top.get("keyspaces"), dict) else ())
+    context = SectionContext(frozenset(u.name for u in users), keyspaces, _read_text)
+    out: dict[str, Any] = {}
+    for name in names:
+        parser = parsers.get(name)
+        if parser is None:
+            c.problem(name, "this section is checked by the router: load the config with "
+                            "router.config_sections.load_config (as `shardgate serve` does)")
+            continue
+        out[name] = parser(c, top[name], name, context)
+    return out
 
 
 def _address(c: DocChecker, value: Any, path: str) -> ListenAddress | None:
@@ -234,7 +307,8 @@ def _users(c: DocChecker, value: Any) -> list[UserConfig]:
     names: dict[str, int] = {}
     for i, item in enumerate(value):
         path = join_path("users", i)
-        entry = c.mapping(item, path, ["name", "roles", "verifiers", "auth"], required=["name", "verifiers"],
+        entry = c.mapping(item, path, ["name", "roles", "verifiers", "auth", "max_connections"],
+                          required=["name", "verifiers"],
                           hints={"password": "clear-text passwords are not allowed; store verifiers "
                                              "(made by `shardgate passwd NAME`)"})
         if entry is None:
@@ -253,8 +327,13 @@ def _users(c: DocChecker, value: Any) -> list[UserConfig]:
         roles = _roles(c, entry.get("roles", []), join_path(path, "roles"))
         verifiers = _verifiers(c, entry["verifiers"], join_path(path, "verifiers")) if "verifiers" in entry else None
         methods = _auth_methods(c, entry.get("auth", {}), join_path(path, "auth"), verifiers or {})
+        max_conns = c.integer(entry["max_connections"], join_path(path, "max_connections"), 0, _MAX_CLIENTS) \
+            if "max_connections" in entry else None
+        if "max_connections" in entry and max_conns is None:
+            ok = False
         if ok and name is not None and roles is not None and verifiers is not None and methods is not None:
-            users.append(UserConfig(name, roles, MappingProxyType(verifiers), MappingProxyType(methods)))
+            users.append(UserConfig(name, roles, MappingProxyType(verifiers), MappingProxyType(methods),
+                                    max_connections=max_conns))
     return users
 
 
@@ -354,7 +433,8 @@ def _vschema(c: DocChecker, top: Mapping[str, Any]) -> VSchema | None:
     return vschema
 
 
-_SHARD_KEYS = ["engine", "host", "port", "database", "user", "password_env", "password_file", "tls"]
+_SHARD_KEYS = ["engine", "host", "port", "database", "user", "password_env", "password_file", "tls", "replicas"]
+_REPLICA_KEYS = ["host", "port", "database", "user", "password_env", "password_file", "tls"]
 
 
 def _keyspaces(c: DocChecker, value: Any, vschema: VSchema | None) -> list[KeyspaceConfig]:
@@ -439,7 +519,47 @@ def _shard(c: DocChecker, keyspace: str, name: str, value: Any, path: str) -> Sh
         return None
     assert key_range is not None and engine is not None and host is not None and port is not None
     assert database is not None and user is not None and tls_mode is not None
-    return ShardConfig(keyspace, name, key_range, engine, host, port, database, user, secret, tls_mode, ca)
+    primary = ShardConfig(keyspace, name, key_range, engine, host, port, database, user, secret, tls_mode, ca)
+    replicas = _replicas(c, primary, body.get("replicas", []), join_path(path, "replicas"))
+    return None if replicas is None else replace(primary, replicas=replicas)
+
+
+def _replicas(c: DocChecker, primary: ShardConfig, value: Any, path: str) -> tuple[ShardConfig, ...] | None:
+    """A shard's read replicas: each a mapping of the primary's connection keys; what it leaves out (port,
+    database, user, password, tls) is the primary's."""
+    if not isinstance(value, list):
+        c.problem(path, f"expected a list of replicas (host, port, ...), got {describe(value)}")
+        return None
+    out: list[ShardConfig] = []
+    for i, item in enumerate(value):
+        at = join_path(path, i)
+        body = c.mapping(item, at, _REPLICA_KEYS, required=["host"],
+                         hints={"password": "clear-text passwords are not allowed; use password_env or password_file"})
+        if body is None:
+            continue
+        host = c.string(body["host"], join_path(at, "host")) if "host" in body else None
+        if host is not None and not _valid_host(host):
+            c.problem(join_path(at, "host"), f"{host!r} is not an IP address or host name")
+            host = None
+        port = c.integer(body["port"], join_path(at, "port"), 1, 65535) if "port" in body else primary.port
+        database = c.string(body["database"], join_path(at, "database")) if "database" in body \
+            else primary.database
+        user = c.string(body["user"], join_path(at, "user")) if "user" in body else primary.user
+        secret_ok, secret = _secret(c, body, at)
+        if "password_env" not in body and "password_file" not in body:
+            secret = primary.password
+        tls_mode, ca = _backend_tls(c, body["tls"], join_path(at, "tls")) if "tls" in body \
+            else (primary.tls_mode, primary.tls_ca_file)
+        if None in (host, port, database, user, tls_mode) or not secret_ok:
+            continue
+        assert host is not None and port is not None and database is not None and user is not None
+        assert tls_mode is not None
+        if (host, port) == (primary.host, primary.port):
+            c.problem(at, f"{host}:{port} is the shard's primary")
+            continue
+        out.append(replace(primary, host=host, port=port, database=database, user=user, password=secret,
+                           tls_mode=tls_mode, tls_ca_file=ca))
+    return tuple(out) if len(out) == len(value) else None
 
 
 def _valid_host(host: str) -> bool:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sharding.auth import Verifier
 from sharding.db import DSN, Engine, TLSMode
@@ -20,6 +21,7 @@ from sharding.yamldoc import join_path
 __all__ = [
     "DEFAULT_LISTENERS",
     "ROLES",
+    "ClientLimits",
     "ClusterConfig",
     "FrontendTLS",
     "KeyspaceConfig",
@@ -64,6 +66,7 @@ class UserConfig:
     roles: frozenset[str]
     verifiers: Mapping[str, Verifier]  # method -> verifier (its repr shows no key material)
     auth: Mapping[str, str]  # protocol ("postgres" | "mysql") -> method; absent: no login over that protocol
+    max_connections: int | None = None  # client sessions of this user at once (None: limits.max_user_connections)
 
     @property
     def is_admin(self) -> bool:
@@ -125,6 +128,9 @@ class ShardConfig:
     password: SecretRef | None = None  # None: no password (trust, peer or certificate authentication)
     tls_mode: TLSMode = TLSMode.DISABLE
     tls_ca_file: Path | None = None
+    # Read replicas (same keyspace, shard and key range; their own host/port/...). Not part of equality: the
+    # primary's pool stays when only its replicas change.
+    replicas: tuple[ShardConfig, ...] = field(default=(), compare=False)
 
     def dsn(self) -> DSN:
         """The backend DSN with the password read now (``ConfigError`` naming a missing variable or file)."""
@@ -144,6 +150,15 @@ class KeyspaceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """Client sessions at once, over both protocols and every worker's listeners (0: no limit). A session over
+    the limit is refused at login with MySQL error 1040 / PostgreSQL SQLSTATE 53300."""
+
+    max_client_connections: int = 0  # all users together
+    max_user_connections: int = 0  # each user, unless the user's own max_connections says otherwise
+
+
+@dataclass(frozen=True, slots=True)
 class TopologyConfig:
     store: str = "file"
     path: Path = Path("topo")
@@ -160,6 +175,9 @@ class ClusterConfig:
     vschema: VSchema = field(repr=False)  # vschema.to_json() seeds the topology store
     topology: TopologyConfig
     warnings: tuple[str, ...] = ()
+    limits: ClientLimits = ClientLimits()
+    # Sections checked by a layer above (``acl``, ``rules``: ``router.config_sections``): name -> parsed value.
+    sections: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def user(self, name: str) -> UserConfig | None:
         return next((u for u in self.users if u.name == name), None)

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from router.backend.connection import BackendTarget
 from router.backend.errmap import Mapped, unavailable
 from router.backend.log import log_event
 from router.backend.result import Column, ExecResult, ResultSet, Row
+from router.backend.settings import UNKNOWN, settings_sql
 from router.backend.sqlkind import changes_session
 from sharding.db import DSN
 from sharding.errors import InternalError, QueryCanceledError, QueryTimeoutError, ShardgateError
@@ -45,6 +46,10 @@ class AdapterBase:
         self._cancel_requested = False
         self._timing_out = False
         self._stream: StreamBase | None = None
+        # Session settings replayed for the session that borrows this connection (transaction pooling): name ->
+        # the value text now in effect. ``UNKNOWN`` when a failed or rolled-back change left it uncertain.
+        self.applied: dict[str, str] = {}
+        self._settings_in_tx = False  # PostgreSQL: a SET inside a transaction is undone by its rollback
 
     # --- driver hooks --------------------------------------------------------------------------------------
     async def _run(self, sql: str, params: Sequence[Any] | None) -> ResultSet | ExecResult:
@@ -67,6 +72,9 @@ class AdapterBase:
 
     def _abort(self) -> None:
         raise NotImplementedError
+
+    async def _settle(self) -> None:
+        """Before closing: let the driver finish what it still sends on the session's behalf (a cancel)."""
 
     def _alive(self) -> bool:
         raise NotImplementedError
@@ -134,6 +142,52 @@ class AdapterBase:
 
     def mark_dirty(self) -> None:
         self._dirty = True
+
+    def settings_differ(self, desired: Mapping[str, str]) -> bool:
+        return self.applied != desired
+
+    async def sync_settings(self, desired: Mapping[str, str], timeout: float = 5.0) -> bool:
+        """Make the session settings in effect exactly ``desired`` (name -> value text), in one round trip and
+        only when they differ (PgDog's parameter sync). Names no longer wanted go back to their defaults.
+        Returns whether a statement was sent. On failure every name involved becomes ``UNKNOWN`` (the next sync
+        sets or resets it again) and the error propagates (an invalid value is the client's error)."""
+        applied = self.applied
+        if applied == desired:
+            return False
+        changes: dict[str, str | None] = {k: v for k, v in desired.items() if applied.get(k) != v}
+        for name in applied:
+            if name not in desired:
+                changes[name] = None
+        sql = settings_sql(self.engine, changes)
+        self._enter()
+        try:
+            if timeout:
+                await self._bounded(self._run(sql, None), timeout)
+            else:
+                await self._run(sql, None)
+        except asyncio.CancelledError:
+            self._interrupted()
+            self._forget(changes)
+            raise
+        except Exception as exc:
+            self._forget(changes)
+            raise self._fail(exc) from exc
+        finally:
+            self._leave()
+        if self.engine == "postgres" and self.in_transaction:
+            self._settings_in_tx = True
+        self.applied = dict(desired)
+        return True
+
+    def _forget(self, names: Mapping[str, Any]) -> None:
+        for name in names:
+            self.applied[name] = UNKNOWN
+
+    def _settings_rolled_back(self) -> None:
+        """A transaction that changed settings ended without committing them (PostgreSQL): they are uncertain."""
+        if self._settings_in_tx:
+            self._settings_in_tx = False
+            self._forget(dict(self.applied))
 
     def is_alive(self) -> bool:
         return not self.broken and self._alive()
@@ -253,6 +307,7 @@ class AdapterBase:
         """Roll back and clear session state; False means the pool must discard the connection."""
         if self.broken:
             return False
+        was_dirty = self._dirty
         try:
             async with asyncio.timeout(timeout):
                 if self._stream is not None:
@@ -273,6 +328,11 @@ class AdapterBase:
                       conn_id=self._safe_conn_id(), error=type(exc).__name__)
             return False
         if ok:
+            if was_dirty or self._dirty:
+                self._settings_in_tx = False
+                self.applied = {}  # the full reset put every setting back to its default
+            else:
+                self._settings_rolled_back()  # only a rollback ran
             self._dirty = False
         return ok
 
@@ -281,6 +341,8 @@ class AdapterBase:
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(Exception):
+            await self._settle()
         if self._broken:
             self._abort()
             return

@@ -6,7 +6,7 @@ habit), so a stray reference cannot run a statement on a session that now belong
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from router.backend.adapter import AdapterBase
@@ -53,8 +53,12 @@ class PooledConnection:
 
     @property
     def raw(self) -> Any:
-        """The driver connection (tests and the bench; the engine has no business here)."""
-        return getattr(self._c(), "raw", None)
+        """The driver connection (tests and the bench; the engine has no business here). Whatever the caller does
+        with it is unknown to the pool, so the connection is reset before its next borrower (a use interrupted
+        half-way, a prepared statement or a setting left behind)."""
+        conn = self._c()
+        conn.mark_dirty()
+        return getattr(conn, "raw", None)
 
     # --- BackendConnection ---------------------------------------------------------------------------------------
     @property
@@ -131,6 +135,14 @@ class PooledConnection:
 
     def mark_dirty(self) -> None:
         self._c().mark_dirty()
+
+    @property
+    def applied(self) -> dict[str, str]:
+        """The session settings in effect on this connection (see ``AdapterBase.sync_settings``)."""
+        return self._c().applied
+
+    async def sync_settings(self, desired: Mapping[str, str], timeout: float = 5.0) -> bool:
+        return await self._c().sync_settings(desired, timeout)
 
     async def reset(self) -> bool:
         return await self._c().reset()

@@ -16,6 +16,8 @@ reset (that would roll the branch back) but closed, which hands the branch to ``
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +53,7 @@ class MySQLConnection(AdapterBase):
         super().__init__(target, dsn, server_version)
         self.raw = conn
         self._xa: tuple[str, str] | None = None  # (xid, "active" | "prepared") of the XA branch on this session
+        self._kill_on_close = False  # a statement was interrupted: KILL the session on the server when closing
 
     # --- driver hooks --------------------------------------------------------------------------------------
     @property
@@ -78,8 +81,24 @@ class MySQLConnection(AdapterBase):
         return map_mysql_error(exc, self.label, shard=self.target.shard_name, canceled=self._cancel_requested)
 
     def _interrupted(self) -> None:
-        # aiomysql closes the socket when a read is cancelled (it cannot resynchronise mid-packet).
+        # aiomysql closes the socket when a read is cancelled (it cannot resynchronise mid-packet). The server goes
+        # on with the statement until it next writes to the socket: the connection is killed when it is closed.
         self._broken = True
+        self._kill_on_close = True
+
+    async def _settle(self) -> None:
+        if self._kill_on_close:
+            self._kill_on_close = False
+            await _kill(self.dsn, self._safe_conn_id())
+
+    def terminate(self) -> None:
+        if self._kill_on_close and not self._closed:
+            self._kill_on_close = False
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing left to stop it with
+                task = asyncio.get_running_loop().create_task(_kill(self.dsn, self._safe_conn_id()))
+                _BACKGROUND.add(task)
+                task.add_done_callback(_BACKGROUND.discard)
+        super().terminate()
 
     def render(self, sql: str, params: Sequence[Any] | None) -> str:
         """``%s`` placeholders filled with server-side-safe literals (PyMySQL's escaping, as a Cursor does)."""
@@ -215,6 +234,25 @@ class MySQLConnection(AdapterBase):
         """After an XA statement: when the server no longer has a transaction on this session, neither do we."""
         if self.broken or not (self.raw.server_status or 0) & _IN_TRANS:
             self._xa = None
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def _kill(dsn: DSN, thread_id: int | None) -> None:
+    """``KILL`` a server session from a side connection (bounded, never raises): its statement stops even if it
+    had not started when its client went away."""
+    if not thread_id:
+        return
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5.0):
+            side = await db.connect(dsn, timeout=3.0)
+            try:
+                await db.execute(side, f"KILL {int(thread_id)}")
+            except pymysql.err.MySQLError:
+                pass  # already gone
+            finally:
+                await db.close(side)
 
 
 def ok_info(message: bytes | str | None) -> str:

@@ -24,7 +24,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from router.backend.adapter import AdapterBase
@@ -42,6 +43,7 @@ from sharding.errors import BackendUnavailableError, ResourceLimitError, TooMany
 __all__ = ["Opener", "Pool"]
 
 Opener = Callable[..., Awaitable[AdapterBase]]  # (dsn, target, *, timeout) -> connected adapter
+_NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 
 
 class _Holder:
@@ -86,6 +88,7 @@ class Pool:
         self._closers: set[asyncio.Task[None]] = set()
         self._loaned: set[_Holder] = set()
         self._acquired = self._timeouts = self._errors = self._created = self._discarded = 0
+        self._settings_synced = 0
 
     # --- public ----------------------------------------------------------------------------------------------
     @property
@@ -100,9 +103,13 @@ class Pool:
     def down(self) -> bool:
         return self._backoff.down
 
-    def acquire(self, timeout: float | None = None) -> Acquire:
-        """``async with pool.acquire() as conn:`` (released on exit), or ``conn = await pool.acquire()``."""
-        return Acquire(lambda: self._lease(timeout))
+    def acquire(self, timeout: float | None = None, settings: Mapping[str, str] | None = None) -> Acquire:
+        """``async with pool.acquire() as conn:`` (released on exit), or ``conn = await pool.acquire()``.
+
+        The connection comes with exactly ``settings`` in effect (name -> value text; none: the defaults): a
+        connection whose settings differ gets one statement that changes only the difference (transaction
+        pooling: a session's ``SET``s are replayed on whichever connection serves it)."""
+        return Acquire(lambda: self._lease(timeout, settings))
 
     async def start(self) -> Pool:
         """Open ``min_size`` connections (a backend that is down is not an error here) and start the sweep."""
@@ -126,7 +133,8 @@ class Pool:
                          waiters=sum(not f.done() for f in self._waiters), max_size=self.config.max_size,
                          generation=self._generation, acquired=self._acquired, timeouts=self._timeouts,
                          errors=self._errors, created=self._created, discarded=self._discarded,
-                         down=self._backoff.down, last_error=self._backoff.last_error)
+                         down=self._backoff.down, last_error=self._backoff.last_error,
+                         settings_synced=self._settings_synced)
 
     def stop_lending(self) -> None:
         """Refuse new acquires and fail the queued ones at once; loans keep working until they come back."""
@@ -162,13 +170,34 @@ class Pool:
             await asyncio.gather(*list(self._closers), return_exceptions=True)
 
     # --- acquiring -------------------------------------------------------------------------------------------
-    async def _lease(self, timeout: float | None) -> PooledConnection:
-        holder = await self._acquire(self.config.acquire_timeout if timeout is None else timeout)
+    async def _lease(self, timeout: float | None, settings: Mapping[str, str] | None = None) -> PooledConnection:
+        desired = settings if settings is not None else _NO_SETTINGS
+        holder = await self._acquire(self.config.acquire_timeout if timeout is None else timeout, desired)
         self._acquired += 1
         self._loaned.add(holder)
-        return PooledConnection(self, holder)
+        lease = PooledConnection(self, holder)
+        if holder.conn.applied != desired:
+            try:
+                await holder.conn.sync_settings(desired, self.config.reset_timeout)
+            except BaseException:
+                await asyncio.shield(lease.release())
+                raise
+            self._settings_synced += 1
+        return lease
 
-    async def _acquire(self, timeout: float) -> _Holder:
+    def _pop_idle(self, desired: Mapping[str, str]) -> _Holder:
+        """The most recently used idle connection, or, among the last few, one whose settings already match
+        (saves the round trip that would change them)."""
+        idle = self._idle
+        if idle[-1].conn.applied != desired:
+            for i in range(len(idle) - 2, max(-1, len(idle) - 9), -1):
+                if idle[i].conn.applied == desired:
+                    holder = idle[i]
+                    del idle[i]
+                    return holder
+        return idle.pop()
+
+    async def _acquire(self, timeout: float, desired: Mapping[str, str] = MappingProxyType({})) -> _Holder:
         self._ensure_maintenance()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -176,7 +205,7 @@ class Pool:
             if self._closing:
                 raise unavailable(self._label, "pool is closed (the backend left the topology)")
             while self._idle:
-                holder = self._idle.pop()
+                holder = self._pop_idle(desired)
                 if await self._checkout_ok(holder):
                     return holder
             if self._size < self.config.max_size:

@@ -70,3 +70,4 @@ class PoolStats:
     discarded: int  # closed by the pool for any reason (expired, broken, reset failed, shrunk)
     down: bool  # the last connect failed and the pool is backing off
     last_error: str | None = None
+    settings_synced: int = 0  # checkouts that changed the connection's session settings for its borrower

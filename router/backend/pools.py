@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,25 +47,50 @@ class SwapReport:
 
 
 class _RolePools:
-    """The pools serving one target: usually one; several for a role with several servers."""
+    """The pools serving one target: usually one; several for a role with several servers. A pool may be banned
+    for a while (``router.backend.health``: a replica that lags or is down); ``pick`` skips banned and down pools."""
 
-    __slots__ = ("_turn", "backends", "pools")
+    __slots__ = ("_turn", "backends", "banned", "pools")
 
     def __init__(self, backends: tuple[Any, ...], pools: tuple[Pool, ...]) -> None:
         self.backends = backends
         self.pools = pools
+        self.banned: dict[int, tuple[float, str]] = {}  # index -> (monotonic time the ban ends, why)
         self._turn = itertools.count()
 
+    def ban(self, pool: Pool, seconds: float, reason: str) -> None:
+        self.banned[self.pools.index(pool)] = (time.monotonic() + seconds, reason)
+
+    def unban(self, pool: Pool) -> None:
+        self.banned.pop(self.pools.index(pool), None)
+
+    def is_banned(self, index: int) -> bool:
+        ban = self.banned.get(index)
+        if ban is None:
+            return False
+        if ban[0] > time.monotonic():
+            return True
+        del self.banned[index]
+        return False
+
     def pick(self) -> Pool:
-        if len(self.pools) == 1:
+        if len(self.pools) == 1 and not self.banned:
             return self.pools[0]
+        pool = self.pick_healthy()
+        if pool is not None:
+            return pool
+        return self.pools[next(self._turn) % len(self.pools)]  # all down: that pool's fast failure names it
+
+    def pick_healthy(self, skip_down: bool = True) -> Pool | None:
+        """The next pool that is neither banned nor (with ``skip_down``) down, round robin; or None."""
         start = next(self._turn)
         n = len(self.pools)
         for i in range(n):
-            pool = self.pools[(start + i) % n]
-            if not pool.down:
+            k = (start + i) % n
+            pool = self.pools[k]
+            if not (skip_down and pool.down) and not (self.banned and self.is_banned(k)):
                 return pool
-        return self.pools[start % n]  # all down: that pool's fast failure names the problem
+        return None
 
 
 class PoolSet:
@@ -79,6 +105,7 @@ class PoolSet:
         self._opener = opener
         self._roles: Mapping[BackendTarget, _RolePools] = {}
         self._draining: set[asyncio.Task[None]] = set()
+        self.replica_fallback = True  # replica reads go to the primary when no replica can take them
         self.version: int | None = None
         self._closed = False
 
@@ -92,20 +119,38 @@ class PoolSet:
                 raise TypeError("pool(keyspace, shard, role) needs a shard")
             target = BackendTarget(target, shard, role)
         entry = self._roles.get(target)
+        if target.role != "replica":
+            if entry is None:
+                raise unavailable(str(target), f"no {target.role} backend in topology version {self.version}")
+            return entry.pick()
+        # Replica reads: a replica neither banned by the health checker nor in connect backoff; else (none
+        # configured, all banned or down) the primary when the replica policy allows it.
+        pool = entry.pick_healthy() if entry is not None else None
+        if pool is not None:
+            return pool
+        primary = self._roles.get(BackendTarget(target.keyspace, target.shard, "primary"))
+        if self.replica_fallback and primary is not None:
+            return primary.pick()
         if entry is None:
             raise unavailable(str(target), f"no {target.role} backend in topology version {self.version}")
-        return entry.pick()
+        raise unavailable(str(target), "every replica is down or banned (lagging); the replica policy does not "
+                                       "allow reading from the primary")
 
     def acquire(self, target: BackendTarget | str, shard: str | None = None, role: str = "primary", *,
-                timeout: float | None = None) -> Acquire:
-        """``async with pools.acquire(target) as conn:`` or ``pools.acquire("customer", "-80")``."""
-        return self.pool(target, shard, role).acquire(timeout)
+                timeout: float | None = None, settings: Mapping[str, str] | None = None) -> Acquire:
+        """``async with pools.acquire(target) as conn:`` or ``pools.acquire("customer", "-80")``; ``settings``:
+        the session settings the connection must have in effect (``Pool.acquire``)."""
+        return self.pool(target, shard, role).acquire(timeout, settings)
 
     def pools(self) -> list[Pool]:
         return [pool for entry in self._roles.values() for pool in entry.pools]
 
     def targets(self) -> list[BackendTarget]:
         return list(self._roles)
+
+    def role_pools(self, target: BackendTarget) -> _RolePools | None:
+        """The pools of one target and their bans (``router.backend.health``)."""
+        return self._roles.get(target)
 
     def stats(self) -> list[PoolStats]:
         return [pool.stats() for pool in self.pools()]

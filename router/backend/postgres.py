@@ -14,6 +14,8 @@ Cancel sends PostgreSQL's CancelRequest through asyncpg's own helper (TLS includ
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +47,7 @@ class PostgresConnection(AdapterBase):
         super().__init__(target, dsn, server_version)
         self.raw = conn
         self._notices: list[Notice] = []
+        self._was_interrupted = False  # a statement's task was cancelled mid-reply (see _until_idle)
         conn.add_log_listener(self._on_notice)
 
     # --- driver hooks --------------------------------------------------------------------------------------
@@ -91,18 +94,60 @@ class PostgresConnection(AdapterBase):
                           warnings=sum(n.severity == "WARNING" for n in notices), status=status, notices=notices)
 
     async def _send_cancel(self) -> None:
-        from asyncpg import connect_utils
+        await _cancel_request(self._cancel_args())
 
+    def _cancel_args(self) -> dict[str, Any]:
         raw = self.raw
         protocol = raw._protocol
-        await connect_utils._cancel(loop=raw._loop, addr=raw._addr, params=raw._params,
-                                    backend_pid=protocol.backend_pid, backend_secret=protocol.backend_secret)
+        return dict(loop=raw._loop, addr=raw._addr, params=raw._params, backend_pid=protocol.backend_pid,
+                    backend_secret=protocol.backend_secret)
+
+    def _interrupted(self) -> None:
+        super()._interrupted()
+        self._was_interrupted = True
+
+    async def _until_idle(self) -> None:
+        """After an interrupted statement: asyncpg sent a cancel, but one that reached the server before the
+        statement started is lost and the statement runs to its end. Cancel again until the session answers."""
+        for _ in range(40):
+            try:
+                await self.raw.execute("SELECT 1")
+                self._was_interrupted = False
+                return
+            except asyncpg.InterfaceError:  # "another operation is in progress": the statement still runs
+                with contextlib.suppress(Exception):
+                    await self._send_cancel()
+                await asyncio.sleep(0.1)
+        raise TimeoutError("the interrupted statement did not stop")
+
+    def terminate(self) -> None:
+        if self._was_interrupted and not self._closed:
+            # Closing the socket does not stop a statement the server is running: ask it to stop, once more.
+            with contextlib.suppress(Exception):
+                task = asyncio.get_running_loop().create_task(_cancel_until_gone(self._cancel_args()))
+                _BACKGROUND.add(task)
+                task.add_done_callback(_BACKGROUND.discard)
+        super().terminate()
 
     async def _ping(self) -> None:
         await self.raw.execute("SELECT 1")
 
+    async def _settle(self) -> None:
+        # A statement whose task was cancelled (its client left) is stopped on the server by a cancel request
+        # asyncpg sends from a task of its own; closing the connection first would drop that request and leave
+        # the statement running to its end.
+        pending = [t for t in getattr(self.raw, "_cancellations", ()) if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.cancel_grace + 3.0)
+        if self._was_interrupted and self._closed and not self.raw.is_closed():
+            with contextlib.suppress(Exception):  # about to be closed: one more cancel, in case the first was early
+                await asyncio.wait_for(self._send_cancel(), 3.0)
+
     async def _reset_session(self) -> bool:
         raw = self.raw
+        await self._settle()
+        if self._was_interrupted:
+            await self._until_idle()
         if raw.is_in_transaction():
             await raw.execute("ROLLBACK")
         if self._dirty:
@@ -129,10 +174,20 @@ class PostgresConnection(AdapterBase):
         await self.execute("BEGIN")
 
     async def commit(self) -> None:
-        await self.execute("COMMIT")
+        try:
+            result = await self.execute("COMMIT")
+        except BaseException:
+            self._settings_rolled_back()
+            raise
+        if getattr(result, "status", "") == "ROLLBACK":  # COMMIT of a failed transaction rolls it back
+            self._settings_rolled_back()
+        self._settings_in_tx = False
 
     async def rollback(self) -> None:
-        await self.execute("ROLLBACK")
+        try:
+            await self.execute("ROLLBACK")
+        finally:
+            self._settings_rolled_back()
 
     async def prepare_transaction(self, xid: str) -> None:
         check_xid(xid)
@@ -151,6 +206,27 @@ class PostgresConnection(AdapterBase):
                                     "ORDER BY prepared, gid")
         assert isinstance(result, ResultSet)
         return [str(row[0]) for row in result.rows]
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+async def _cancel_request(args: dict[str, Any]) -> None:
+    from asyncpg import connect_utils
+
+    await connect_utils._cancel(**args)
+
+
+CANCEL_RETRIES = (0.0, 0.3, 1.0, 3.0)  # a cancel that reaches the server before the statement starts is lost
+
+
+async def _cancel_until_gone(args: dict[str, Any]) -> None:
+    """Cancel requests for a session whose socket is already closed (nothing tells us when its statement ends):
+    a few, spread out. A request for a session that has ended is ignored by the server (the key is per session)."""
+    for delay in CANCEL_RETRIES:
+        await asyncio.sleep(delay)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_cancel_request(args), 3.0)
 
 
 async def _fetch(conn: asyncpg.Connection, sql: str, args: tuple[Any, ...], *, use_cache: bool

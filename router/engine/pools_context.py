@@ -65,6 +65,7 @@ class PoolContext:
         self.limits = limits
         self.tx = tx
         self._dialects = dialect_cache if dialect_cache is not None else {}
+        self.touched: set[BackendTarget] | None = None  # when set: every target a statement reaches is added
 
     def backend_dialect(self, keyspace: str) -> str:
         d = self._dialects.get(keyspace)
@@ -72,9 +73,20 @@ class PoolContext:
             d = self._dialects[keyspace] = backend_dialect_of(self.snapshot, keyspace)
         return d
 
+    def joined_shards(self, keyspace: str) -> frozenset[str]:
+        """The shards of ``keyspace`` the session's transaction already holds, or outside one, those it is pinned
+        to (``router.engine.session_state``: a lock taken by a shard-less SELECT is released on the same shard)."""
+        tx = self.tx
+        if tx is None:
+            pinned = getattr(self.pools, "pinned_shards", None)
+            return pinned(keyspace) if pinned is not None else frozenset()
+        return frozenset(t.shard for t in tx.participants if t.keyspace == keyspace)
+
     @contextlib.asynccontextmanager
     async def stream(self, target: BackendTarget, sql: str, *, timeout: float | None = None
                      ) -> AsyncIterator[Any]:
+        if self.touched is not None:
+            self.touched.add(target)
         tx = self.tx
         if tx is not None:
             result = await tx.execute(target, sql, timeout=timeout)
@@ -89,6 +101,8 @@ class PoolContext:
 
     async def execute(self, target: BackendTarget, sql: str, *, timeout: float | None = None,
                       params: Sequence[Any] | None = None) -> ResultSet | ExecResult:
+        if self.touched is not None:
+            self.touched.add(target)
         tx = self.tx
         if tx is not None:
             return await tx.execute(target, sql, timeout=timeout, params=params)

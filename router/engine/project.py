@@ -33,6 +33,15 @@ def _truth(v: Any, dialect: str) -> bool:
     return bool(truth(v, dialect))
 
 
+def _binds(rt: Runtime) -> Any:
+    """The bind values, with the run-time values when there are any (``RunVar`` reads them)."""
+    if not rt.env:
+        return rt.binds
+    from router.planner.evalexpr import WithEnv
+
+    return WithEnv(rt.binds, rt.env)
+
+
 class FilterSource(Source):
     def __init__(self, prim: Filter, rt: Runtime, src: Source) -> None:
         self.prim, self.rt, self.src = prim, rt, src
@@ -40,7 +49,7 @@ class FilterSource(Source):
         self.columns = truncate(src.columns, prim.truncate_columns)
 
     async def next(self) -> list[Row] | None:
-        pred, binds, dialect = self.prim.predicate, self.rt.binds, self.rt.client_dialect
+        pred, binds, dialect = self.prim.predicate, _binds(self.rt), self.rt.client_dialect
         keep = self.prim.truncate_columns
         while (batch := await self.src.next()) is not None:
             out = [row for row in batch if _truth(pred.evaluate(row, binds), dialect)]
@@ -59,7 +68,7 @@ class ProjectionSource(Source):
         self._decimals: dict[int, int | None] = {}  # output column -> DECIMAL result scale (None: keep the value's)
 
     def _project(self, batch: list[Row]) -> list[Row]:
-        exprs, binds = self.prim.expressions, self.rt.binds
+        exprs, binds = self.prim.expressions, _binds(self.rt)
         rows = [tuple(e.evaluate(row, binds) for e in exprs) for row in batch]
         if self._decimals:
             rows = [_as_decimals(row, self._decimals) for row in rows]
@@ -179,9 +188,10 @@ def _decimal_choice(expr: Any, columns: tuple[Column, ...], binds: Any) -> tuple
             engines.add(col.engine)
             if col.type is TypeCode.DECIMAL:
                 decimal = True
-                if col.scale is None:
-                    return None
-                scale = max(scale, col.scale)
+                if col.scale is not None:
+                    scale = max(scale, col.scale)
+                elif col.engine == "mysql":  # MySQL's result scale is the branches' largest: it must be known
+                    return None  # (PostgreSQL's unconstrained numeric, a SUM's, keeps each value's own scale)
             elif not col.type.is_integer:
                 return None
             continue

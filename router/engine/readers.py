@@ -12,6 +12,12 @@
   arrive, from whichever shard is ready first.
 
 All of them raise the shard's own error (a ``ShardgateError`` naming the shard) from ``open``/``next``.
+
+``BufferedReader`` and ``DirectReader`` take ``share`` (a ``Consolidator`` and the statement's ``Scope``): an
+identical read already in flight answers them (``router.engine.consolidate``); a leader's streamed rows are kept
+for its followers up to the consolidation row cap. A read sent to a replica that finds the replica gone (nothing
+was returned yet) is sent again to the primary, while ``router.backend.health`` bans the replica: the replica's
+failure is the router's problem, not the client's.
 """
 from __future__ import annotations
 
@@ -22,8 +28,9 @@ from typing import Any
 
 from router.backend.connection import BackendTarget
 from router.backend.result import Column, ResultSet, Row
+from router.engine.consolidate import NOT_SHARED, Consolidator, Flight, Scope, hashable_key
 from router.engine.runtime import Runtime
-from sharding.errors import BackendError, InvalidValueError
+from sharding.errors import BackendError, BackendUnavailableError, InvalidValueError
 
 __all__ = ["BufferedReader", "DirectReader", "FanIn", "PumpReader", "Reader", "close_all", "open_all"]
 
@@ -73,18 +80,56 @@ class BufferedReader(Reader):
     abort the transaction."""
 
     def __init__(self, rt: Runtime, target: BackendTarget, sql: str,
-                 param_sql: tuple[str, list[Any]] | None = None) -> None:
+                 param_sql: tuple[str, list[Any]] | None = None,
+                 share: tuple[Consolidator, Scope] | None = None) -> None:
         self.rt, self.target, self.sql = rt, target, sql
         self.param_sql = param_sql
+        self.share = share
         self._rows: list[Row] | None = None
         self.result: Any = None
 
     async def open(self) -> None:
+        lead = None
+        if self.share is not None:
+            cons, scope = self.share
+            p = self.param_sql
+            key = _share_key("x", self.target, self.sql, p[0] if p else None, list(p[1]) if p else [], scope)
+            if key is not None:
+                lead, follow = cons.lead_or_follow(key, scope, self.rt.deadline)
+                if follow is not None:
+                    shared = await _follow(self.rt, cons, follow)
+                    if shared is not NOT_SHARED:
+                        self._take(shared, copy=True)
+                        return
+        if lead is None:
+            self._take(await _replica_retry(self.rt, self.target, self._execute))
+            return
+        try:
+            result = await _replica_retry(self.rt, self.target, self._execute)
+        except BaseException as exc:
+            lead.fail(exc)
+            raise
+        if isinstance(result, ResultSet) and lead.grow(len(result.rows)):
+            lead.finish(result)
+        else:
+            lead.abandon()
+        self._take(result)
+
+    def _take(self, result: Any, copy: bool = False) -> None:
+        self.result = result
+        if isinstance(result, ResultSet):
+            self.columns = result.columns
+            self._rows = list(result.rows) if copy else result.rows
+        else:
+            self._rows = []
+
+    async def _execute(self, target: BackendTarget | None = None) -> Any:
         rt = self.rt
+        target = target or self.target
         result = None
         if self.param_sql is not None:
             try:
-                result = await rt.wait(rt.ctx.execute(self.target, self.param_sql[0], timeout=rt.remaining(),
+                result = await rt.wait(rt.ctx.execute(target, self.param_sql[0], timeout=rt.remaining(),
                                                       params=self.param_sql[1]))
             except InvalidValueError:
                 result = None
@@ -93,13 +138,8 @@ class BufferedReader(Reader):
                     raise
                 result = None
         if result is None:
-            result = await rt.wait(rt.ctx.execute(self.target, self.sql, timeout=rt.remaining()))
-        self.result = result
-        if isinstance(result, ResultSet):
-            self.columns = result.columns
-            self._rows = result.rows
-        else:
-            self._rows = []
+            result = await rt.wait(rt.ctx.execute(target, self.sql, timeout=rt.remaining()))
+        return result
 
     async def next(self) -> list[Row] | None:
         rows, self._rows = self._rows, None
@@ -112,17 +152,41 @@ class BufferedReader(Reader):
 class DirectReader(Reader):
     """A stream read in the consumer's task."""
 
-    def __init__(self, rt: Runtime, target: BackendTarget, sql: str) -> None:
+    def __init__(self, rt: Runtime, target: BackendTarget, sql: str,
+                 share: tuple[Consolidator, Scope] | None = None) -> None:
         self.rt, self.target, self.sql = rt, target, sql
+        self.share = share
         self._stack: contextlib.AsyncExitStack | None = None
         self._iter: Any = None
+        self._shared: list[Row] | None = None  # a follower's rows, from the leader's execution
+        self._lead: Flight | None = None  # leading: the rows read so far are kept for the followers
+        self._kept: list[Row] = []
 
     async def open(self) -> None:
+        if self.share is not None:
+            cons, scope = self.share
+            key = _share_key("s", self.target, self.sql, None, [], scope)
+            if key is not None:
+                lead, follow = cons.lead_or_follow(key, scope, self.rt.deadline)
+                if follow is not None:
+                    shared = await _follow(self.rt, cons, follow)
+                    if shared is not NOT_SHARED:
+                        self.columns = shared.columns
+                        self._shared = list(shared.rows)
+                        return
+                self._lead = lead
+        try:
+            await _replica_retry(self.rt, self.target, self._open)
+        except BaseException as exc:
+            self._end_lead(exc)
+            raise
+
+    async def _open(self, target: BackendTarget | None = None) -> None:
         rt = self.rt
         stack = contextlib.AsyncExitStack()
         try:
             stream = await rt.wait(stack.enter_async_context(
-                rt.ctx.stream(self.target, self.sql, timeout=rt.remaining())))
+                rt.ctx.stream(target or self.target, self.sql, timeout=rt.remaining())))
         except BaseException:
             await stack.aclose()
             raise
@@ -131,19 +195,45 @@ class DirectReader(Reader):
         self._iter = stream.__aiter__()
 
     async def next(self) -> list[Row] | None:
+        if self._shared is not None:
+            rows, self._shared = self._shared, []
+            return rows or None
         if self._iter is None:
             return None
         try:
             batch: list[Row] = await self.rt.wait(self._iter.__anext__())
         except StopAsyncIteration:
+            lead = self._lead
+            if lead is not None:
+                self._lead = None
+                lead.finish(ResultSet(self.columns, self._kept))
+                self._kept = []
             await self.close()
             return None
-        except BaseException:
+        except BaseException as exc:
+            self._end_lead(exc)
             await self.close()
             raise
+        lead = self._lead
+        if lead is not None:
+            if lead.grow(len(batch)):
+                self._kept.extend(batch)
+            else:
+                self._lead, self._kept = None, []
         return batch
 
+    def _end_lead(self, exc: BaseException | None = None) -> None:
+        lead, self._lead = self._lead, None
+        self._kept = []
+        if lead is not None:
+            if exc is None:
+                lead.abandon()
+            else:
+                lead.fail(exc)
+
     async def close(self) -> None:
+        self._shared = None
+        self._end_lead()  # stopped reading before the end: followers run their own
         self._iter = None
         stack, self._stack = self._stack, None
         if stack is not None:
@@ -240,6 +330,33 @@ class FanIn:
     async def close(self) -> None:
         self._live = 0
         await close_all(self.readers)
+
+
+def _share_key(kind: str, target: BackendTarget, sql: str, param_sql: str | None, params: list[Any],
+               scope: Scope) -> Any:
+    return hashable_key(kind, target.keyspace, target.shard, target.role, sql, param_sql, params, scope.settings)
+
+
+async def _follow(rt: Runtime, cons: Consolidator, flight: Flight) -> Any:
+    """Wait for a flight's answer within this statement's own deadline."""
+    try:
+        return await cons.wait(flight, rt.remaining())
+    except TimeoutError:
+        raise rt.timeout_error() from None
+
+
+async def _replica_retry(rt: Runtime, target: BackendTarget, call: Any) -> Any:
+    """``call()``; for a replica read whose replica turned out to be gone (nothing was read yet), once more on the
+    primary, and the health checker is asked to look now: it bans that replica, so the next reads go elsewhere."""
+    if target.role == "primary":
+        return await call()
+    try:
+        return await call()
+    except BackendUnavailableError:
+        health = getattr(getattr(rt.session, "host", None), "replica_health", None)
+        if health is not None:
+            health.check_soon()
+        return await call(BackendTarget(target.keyspace, target.shard, "primary"))
 
 
 def _consume_exception(fut: asyncio.Future[Any]) -> None:

@@ -1,7 +1,8 @@
 """Executing a ``Route``: resolve its shards, send each its SQL, and stream the answers back.
 
 - Shards: ``resolve_route`` (pure); a lookup vindex first reads its table (``router.engine.lookup``).
-  ``any_one`` (reference tables) picks one shard, round robin.
+  ``any_one`` (reference tables, shard-less SELECTs) picks one shard, round robin, preferring a shard the
+  session's transaction already holds.
 - SQL: the template rendered in the keyspace's backend dialect; an ``IN`` route gives each shard only its own
   values (``overrides={in_slot: values}``); a ``passthrough`` route on one shard whose backend speaks the client's
   dialect sends the client's own text (no rendering at all) when the client sent no bind parameters.
@@ -9,6 +10,8 @@
   rest stream: one shard is read in the consumer's task, several are read concurrently with bounded read-ahead.
   With ``order_by`` several shards are merged by a k-way heap (``merge_sort``), otherwise batches are handed out
   as they arrive. ``truncate_columns`` drops the helper columns (weight strings, ORDER BY extras) at the end.
+- Consolidation: single-shard reads (whole answers, and a single shard's stream) outside a transaction join an
+  identical read in flight (``router.engine.consolidate``; the session decides the scope).
 - No shard at all (a provably empty route, values that map nowhere): the columns still matter (a client needs
   them), so the field query, or the query itself, runs on the keyspace's first shard and its rows are dropped.
 """
@@ -44,9 +47,20 @@ async def resolve_shards(routing: RoutingParams, rt: Runtime, *, write: bool = F
     if isinstance(resolved, NeedsLookup):
         keep = routing.opcode is Opcode.IN
         resolved = await resolve_lookup(rt, routing.keyspace.name, resolved.vindex, resolved.values, keep)
-    if resolved.any_one and not write and len(resolved.shards) > 1:
-        shard = resolved.shards[next(_round_robin) % len(resolved.shards)]
-        return ResolvedRoute((shard,))
+    if not write and (resolved.any_one or routing.opcode is Opcode.DBA):
+        # Any shard will do: one the session's transaction (or a pin) already holds, since another would widen
+        # the transaction for nothing (and refuse savepoints, which need one shard); in a transaction holding
+        # none yet, the first shard, as catalog (DBA) reads go; otherwise round robin.
+        ks = routing.keyspace.name
+        held = rt.ctx.joined_shards(ks) if hasattr(rt.ctx, "joined_shards") else ()
+        if held:
+            mine = [s for s in rt.snapshot.shards(ks) if s.name in held]
+            if mine:
+                return ResolvedRoute((mine[0],))
+        if resolved.any_one and len(resolved.shards) > 1:
+            if getattr(rt.ctx, "tx", None) is not None:
+                return ResolvedRoute((resolved.shards[0],))
+            return ResolvedRoute((resolved.shards[next(_round_robin) % len(resolved.shards)],))
     return resolved
 
 
@@ -189,9 +203,10 @@ class RouteSource(Source):
             # Not inside a transaction: a prepared form the server rejects would abort it (see BufferedReader).
             prepared = param_form(prim.query, rt) if rt.ctx.backend_dialect(keyspace) == "postgres" \
                 and resolved.values is None and getattr(rt.ctx, "tx", None) is None else None
-            readers: list[Reader] = [BufferedReader(rt, t, sql, prepared) for t, sql in targets]
+            share = _share(rt)
+            readers: list[Reader] = [BufferedReader(rt, t, sql, prepared, share) for t, sql in targets]
         elif len(targets) == 1:
-            readers = [DirectReader(rt, *targets[0])]
+            readers = [DirectReader(rt, *targets[0], share=_share(rt))]
         elif prim.order_by:
             readers = [PumpReader(rt, t, sql) for t, sql in targets]
         else:
@@ -259,6 +274,17 @@ class RouteSource(Source):
             await self._fanin.close()
         elif readers:
             await close_all(readers)
+
+
+def _share(rt: Runtime) -> Any:
+    """(consolidator, scope) when this statement's shard reads may be consolidated: the session set a scope for it
+    (a read the switches allow) and no transaction is involved (``router.engine.consolidate``)."""
+    session = rt.session
+    scope = getattr(session, "share_scope", None)
+    if scope is None or getattr(rt.ctx, "tx", None) is not None:
+        return None
+    cons = getattr(session.host, "consolidator", None)
+    return None if cons is None else (cons, scope)
 
 
 async def open_route(prim: Route, rt: Runtime, small: bool = False) -> Source:

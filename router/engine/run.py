@@ -231,6 +231,7 @@ class Execution:
         self._columns: tuple[Column, ...] = ()
         self._opened = False
         self._closed = False
+        self.rows_read = 0  # rows handed to the consumer so far (metrics)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> Execution:
@@ -247,6 +248,11 @@ class Execution:
             self._closed = True
             raise
         self._columns = self._source.columns
+        names = self.bound.plan.extras.get("names")
+        if names is not None:  # a SELECT the router computes: columns named as the database names them
+            from router.engine.naming import named_columns
+
+            self._columns = named_columns(self._columns, names, self.bound.sql)
         return self
 
     async def close(self) -> None:
@@ -313,6 +319,7 @@ class Execution:
         if batch is None:
             await self.close()
             raise StopAsyncIteration
+        self.rows_read += len(batch)
         return batch
 
     async def fetchall(self) -> list[Row]:

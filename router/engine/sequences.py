@@ -96,7 +96,10 @@ class SequenceCache:
             if block.end - block.next < count:  # still short once it is our turn (another waiter may have refilled)
                 size = max(count, await self._cache_size(pools, keyspace, shards[0].name, table, dialect))
                 top = await self._take(pools, keyspace, shards[0].name, table, size, dialect)
-                block.next, block.end = top - size, top
+                if top - size == block.end and block.end:  # no other router took ids since: the block grows
+                    block.end = top  # (Vitess keeps ids contiguous the same way)
+                else:
+                    block.next, block.end = top - size, top
                 self.reservations += 1
             first = block.next
             block.next += count
@@ -138,7 +141,12 @@ _CACHES: weakref.WeakKeyDictionary[Any, SequenceCache] = weakref.WeakKeyDictiona
 
 
 def cache_for(pools: PoolSet) -> SequenceCache:
-    """The sequence cache of a router: one per ``PoolSet`` (a gateway's backends), shared by all its sessions."""
+    """The sequence cache of a router: one per ``PoolSet`` (a gateway's backends), shared by all its sessions (a
+    session's own view of the pools, ``SessionBackend``, is looked through: else every session reserved a block)."""
+    from router.engine.session_state import SessionBackend
+
+    while isinstance(pools, SessionBackend):
+        pools = pools.pools
     cache = _CACHES.get(pools)
     if cache is None:
         cache = _CACHES[pools] = SequenceCache()

@@ -22,29 +22,48 @@ Settings the router keeps (``SET name = value``):
 A write that must run on several shards, or maintains lookup vindexes, runs in a transaction: the session's own,
 or one opened for that statement alone (committed or rolled back with it) in autocommit mode.
 
-Other session variables are remembered (``variables``) and reported with a warning: they are not applied to the
-shards' connections, which the router shares between sessions.
+Other session variables are remembered (``variables``) and carried to the shards, whose connections the router
+shares between sessions (``router.engine.session_state``): settings it knows (``time_zone``, ``search_path``,
+``work_mem``…) are replayed on each connection lent to the session; others are run on the connections the session
+then keeps (pinned), as are temporary tables, user-level locks and the like.
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cython_ext
+from router import activity
+from router.access import guard_rows
+from router.activity import Activity
+from router.admin_console import ADMIN_SHOWS
+from router.admin_console import answer as admin_answer
+from router.admin_reload import RELOAD_SHOWS, reload_statement, replicas_serve
 from router.backend.result import Column, Row
+from router.engine.consolidate import after_statement, read_scope
 from router.engine.context import Limits
 from router.engine.pools_context import PoolContext
 from router.engine.run import Execution, run
 from router.engine.runtime import synthetic_column
+from router.engine.session_state import SessionBackend, render_value, variable_kind
 from router.engine.transaction import Characteristics, Transaction, TxMode
 from router.planner import BoundPlan, Planner, SessionView
 from router.planner import session_plan as sp
 from router.planner.special import Assignment, SetCharset, SetNames, Word
 from router.planner.values import Arg, evaluate
-from sharding.errors import InvalidValueError, PermissionDeniedError, TransactionError, UnsupportedError
+from router.rules import ALLOW, Decision
+from sharding.errors import (
+    InvalidValueError,
+    PermissionDeniedError,
+    ShardgateError,
+    TransactionError,
+    UnsupportedError,
+)
 from sharding.snapshot import ClusterSnapshot
 
 if TYPE_CHECKING:
@@ -108,6 +127,7 @@ class SessionState:
     variables: dict[str, Any] = field(default_factory=dict)
     user_variables: dict[str, Any] = field(default_factory=dict)
     user: str = ""
+    client_addr: str | None = None  # the client's IP address, for query rules (None: Unix socket, embedded API)
 
 
 class _Done:
@@ -144,11 +164,6 @@ class _Done:
 
 
 _BOOL_WORDS = {"1": True, "on": True, "true": True, "yes": True, "0": False, "off": False, "false": False, "no": False}
-_HARMLESS = frozenset({"names", "character_set_client", "character_set_connection", "character_set_results",
-                       "client_encoding", "application_name", "extra_float_digits", "datestyle", "net_write_timeout",
-                       "net_read_timeout", "wait_timeout", "interactive_timeout", "session_track_schema",
-                       "session_track_state_change", "session_track_system_variables", "tx_isolation",
-                       "transaction_isolation", "transaction_read_only"})
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -170,6 +185,9 @@ def _millis(name: str, value: Any) -> float | None:
     return None if ms == 0 else ms / 1000.0
 
 
+_session_ids = itertools.count(1)
+
+
 class Session:
     """One client session (see the module docstring)."""
 
@@ -185,6 +203,22 @@ class Session:
         self.last_warnings: list[str] = []
         self._view: SessionView | None = None
         self.closed = False
+        # Transaction pooling: replayed settings and pinned connections (router.engine.session_state).
+        self.backend = SessionBackend(host.pools, dialect, host.backend_dialect)
+        self._backend_changes: list[tuple[str, str, str | None]] = []
+        # What the admin console and the query log show (router.activity); frontends set protocol/client/conn_id.
+        self.id = next(_session_ids)
+        self.conn_id: int | None = None
+        self.protocol = "api"
+        self.client = ""
+        self.created = time.time()
+        self.current: Activity | None = None
+        # Consolidation (router.engine.consolidate): when this session last wrote each table, the scope of the
+        # running read, the tables written in the open transaction.
+        self.write_marks: dict[str, int] = {}
+        self.share_scope: Any = None
+        self.tx_written: set[str] = set()
+        self.read_role: str | None = None  # set by the gateway from the user's default tablet type
 
     # --- views of the state --------------------------------------------------------------------------------------
     @property
@@ -243,22 +277,47 @@ class Session:
         if self.closed:
             raise TransactionError("the session is closed")
         self.last_warnings = []
-        snapshot = self.host.snapshot
-        bound = self.host.planner.plan(sql, self.view(), snapshot, params)
-        root = bound.plan.root
-        handler = _SESSION_STATEMENTS.get(type(root))
-        if handler is not None:
-            done = await handler(self, root, bound, params)
-            self.last_warnings = list(done.warnings) + list(bound.plan.warnings)
-            done.warnings = self.last_warnings
-            yield done
-            return
-        async with self._routed(bound, snapshot, params) as ex:
-            yield ex
+        act = activity.begin(self)
+        failure: BaseException | None = None
+        try:
+            snapshot = self.host.snapshot
+            bound = self.host.planner.plan(sql, self.view(), snapshot, params)
+            act.kind = bound.plan.kind
+            act.fingerprint = bound.fingerprint or activity.fingerprint_of(sql, self.state.dialect)  # ours: none
+            decision = self.authorize(bound, params)  # ACLs and query rules (router.access), before any I/O
+            root = bound.plan.root
+            handler = _SESSION_STATEMENTS.get(type(root))
+            if handler is None and type(root) is sp.Show and root.statement.kind in RELOAD_SHOWS:
+                handler = Session._reload_show
+            if handler is None and type(root) is sp.Show and root.statement.kind in ADMIN_SHOWS:
+                handler = Session._admin_show
+            if handler is not None:
+                done = await handler(self, root, bound, params)
+                after_statement(self, bound.plan)
+                self.last_warnings = list(done.warnings) + list(bound.plan.warnings)
+                done.warnings = self.last_warnings
+                act.rows = len(done._rows)
+                yield done
+                return
+            buffer = getattr(self.host, "buffer", None)
+            if buffer is not None and buffer.active and self.tx is None:
+                bound, snapshot = await buffer.hold(self, sql, params, bound, snapshot)  # paused shards: wait, re-plan
+                decision = self.authorize(bound, params, log_it=False)  # the new plan is judged again
+            async with self._routed(bound, snapshot, params, decision) as ex:
+                try:
+                    yield ex
+                finally:
+                    act.rows = ex.rows_read
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            activity.finish(self, act, sql, failure)
 
     @contextlib.asynccontextmanager
     async def _routed(self, bound: BoundPlan, snapshot: ClusterSnapshot,
-                      params: Sequence[Any] | Mapping[str, Any] | None) -> AsyncIterator[Execution]:
+                      params: Sequence[Any] | Mapping[str, Any] | None, decision: Decision = ALLOW
+                      ) -> AsyncIterator[Execution]:
         self._check_tx()
         implicit: Transaction | None = None
         if self.tx is None:
@@ -267,12 +326,26 @@ class Session:
             elif bound.plan.root.needs_transaction():
                 implicit = self._new_tx(implicit=True)
         tx = self.tx or implicit
-        ctx = PoolContext(self.host.pools, snapshot, self.limits(), tx=tx,
+        limits = self.limits()
+        if decision.timeout_ms is not None:  # a query rule's timeout: the smaller one wins
+            rule_timeout = decision.timeout_ms / 1000.0
+            if limits.query_timeout is None or rule_timeout < limits.query_timeout:
+                limits = limits.with_changes(query_timeout=rule_timeout)
+        ctx = PoolContext(self.backend, snapshot, limits, tx=tx,
                           dialect_cache=getattr(self.host, "dialect_cache", None))
+        if self.current is not None:
+            ctx.touched = self.current.targets  # the shards this statement reaches (metrics, SHOW SHARDGATE QUERIES)
+        self.share_scope = read_scope(self, bound) if tx is None else None
         passthrough_ok = self.view().fingerprint_flags == 0
         sql_bound = bound if passthrough_ok else bound._replace(sql="")
+        role = "primary" if tx is not None or bound.plan.kind != "select" else self._role()  # writes read there too
+        if decision.route_to_replica and tx is None and replicas_serve(bound.plan, snapshot):
+            role = "replica"
         ex = run(sql_bound, ctx, snapshot, dialect=self.state.dialect, params=params, limits=ctx.limits,
-                 session=self, tablet_role="primary" if tx is not None else self._role())
+                 session=self, tablet_role=role)
+        policy = getattr(self.host, "access", None)
+        row_filter = policy.row_filter(bound, self.state.user) if policy is not None else None
+        ex = guard_rows(ex, decision, row_filter)  # rule row_limit, SHOW TABLES filtered by the ACLs
         ok = False
         try:
             await ex.open()
@@ -282,6 +355,7 @@ class Session:
             await self._abort_tx(implicit)
             raise
         finally:
+            self.share_scope = None
             await ex.close()
             if implicit is not None:
                 if ok:
@@ -289,10 +363,50 @@ class Session:
                     ex.warnings.extend(warnings)
                 else:
                     await implicit.rollback()
+            after_statement(self, bound.plan)  # after the commit: reads joined from here on see the write
             self.last_warnings = list(ex.warnings) + list(bound.plan.warnings)
+
+    def authorize(self, bound: BoundPlan, params: Any = None, *, log_it: bool = True) -> Decision:
+        """The ACLs and query rules of the host's ``access`` policy on a planned statement: raises
+        ``PermissionDeniedError`` when refused, else returns the rules' settings (``router.access``). Every path
+        that runs a statement for a client calls this after planning and before any I/O."""
+        policy = getattr(self.host, "access", None)
+        if policy is None:
+            return ALLOW
+        s = self.state
+        return policy.authorize(bound, user=s.user, client_addr=s.client_addr, keyspace=s.keyspace, params=params,
+                                backend_dialect=self.host.backend_dialect, log_it=log_it)
+
+    def check_unplanned(self, sql: str, keyspace: str, kind: str = "select") -> None:
+        """``authorize`` for a statement a frontend sends to ``keyspace``'s shards as written, without a plan."""
+        policy = getattr(self.host, "access", None)
+        if policy is not None:
+            s = self.state
+            policy.check_unplanned(sql, user=s.user, client_addr=s.client_addr, keyspace=keyspace, kind=kind,
+                                   dialect=self.host.backend_dialect(keyspace))
+
+    def check_text(self, sql: str, params: Any = None) -> None:
+        """Whether the session may have ``sql`` described (its columns read on a shard, not run): planned and
+        authorized without logging; a text the planner cannot read is allowed only as an unplanned statement
+        (``check_unplanned``), and otherwise refused with the planner's own error."""
+        try:
+            bound = self.host.planner.plan(sql, self.view(), self.host.snapshot, params)
+        except ShardgateError as planning:
+            policy = getattr(self.host, "access", None)
+            if policy is None or policy.acl is None or not self.state.user:
+                return
+            try:
+                keyspace = self.state.keyspace or next(iter(sorted(self.host.snapshot.keyspaces)), "")
+                self.check_unplanned(sql, keyspace)
+            except PermissionDeniedError:
+                raise planning from None
+            return
+        self.authorize(bound, params, log_it=False)
 
     def _role(self) -> str:
         t = (self.state.tablet_type or "primary").lower()
+        if t == "primary" and self.read_role is not None:
+            return self.read_role  # the user's default for reads (replica_health.users); writes stay on the primary
         return "replica" if t in ("replica", "rdonly") else "primary"
 
     def _check_tx(self) -> None:
@@ -305,7 +419,7 @@ class Session:
         s = self.state
         chars = s.next_characteristics or s.characteristics
         s.next_characteristics = None
-        return Transaction(self.host.pools, self.host.backend_dialect, s.tx_mode, characteristics=chars,
+        return Transaction(self.backend, self.host.backend_dialect, s.tx_mode, characteristics=chars,
                            coordinator=self.host.coordinator, timeout=s.tx_timeout, implicit=implicit)
 
     async def _abort_tx(self, implicit: Transaction | None) -> None:
@@ -332,8 +446,11 @@ class Session:
             return
         self.closed = True
         tx, self.tx = self.tx, None
-        if tx is not None:
-            await tx.rollback()
+        try:
+            if tx is not None:
+                await tx.rollback()
+        finally:
+            await self.backend.close()  # pinned connections go back (reset by their pools)
 
     async def __aenter__(self) -> Session:
         return self
@@ -392,6 +509,8 @@ class Session:
 
     async def _set(self, prim: sp.SetVariables, bound: BoundPlan, params: Any) -> _Done:
         warnings: list[str] = []
+        self._backend_changes = []
+        sql_mode = self.state.sql_mode
         for item in prim.items:
             if isinstance(item, (SetNames, SetCharset)):
                 charset = (item.charset or "utf8mb4").lower()
@@ -400,6 +519,11 @@ class Session:
                 continue
             warnings.extend(self._assign(item, bound, params))
         self._view = None
+        try:
+            await self._apply_backend_changes()
+        except ShardgateError:
+            self.state.sql_mode = sql_mode  # a shard refused it: the session keeps its mode
+            raise
         return _Done(warnings=warnings)
 
     def _value(self, item: Assignment, bound: BoundPlan, params: Any) -> Any:
@@ -456,11 +580,61 @@ class Session:
             return []
         if name == "sql_mode":
             s.sql_mode = "" if default else str(value)
+            if s.dialect == "mysql":  # also the shards' (without the flags that change how SQL is read)
+                self._backend_changes.append(("replay", name, None if default else render_value(
+                    name, item.value, value, "mysql")))
             return []
         s.variables[name] = value
-        if name.lower() in _HARMLESS:
-            return []
-        return [f"SET {name} is kept by the router but not applied to the shards' connections"]
+        kind = variable_kind(name, s.dialect)
+        if kind != "harmless":  # replayed on every connection lent to the session, or run there and pinned
+            text = None if default else render_value(name, item.value, value, s.dialect, self.host.snapshot.keyspaces)
+            self._backend_changes.append((kind, name, text))
+        return []
+
+    def backend_param(self, name: str, value: str | None) -> None:
+        """A setting a frontend keeps itself (PostgreSQL ``TimeZone``, ``DateStyle``, ``application_name``) that the
+        shards must see as well: replayed on the connections lent to the session from now on (None: the default)."""
+        text = None if value is None else render_value(name, value, value, self.state.dialect)
+        self.backend.set_replayed(name.lower(), text)
+
+    async def _apply_backend_changes(self) -> None:
+        """Carry this SET's variables to the shards' connections (``router.engine.session_state``): replayed ones
+        are tried at once on a connection (an invalid value fails the SET, and the session keeps what it had);
+        unknown ones are run there and pin it."""
+        changes, self._backend_changes = self._backend_changes, []
+        if not changes:
+            return
+        backend = self.backend
+        held = [p.conn for p in self.tx.participants.values()] if self.tx is not None else []
+        keyspace, shard = self._home_shard()
+        before = backend.settings
+        replayed = False
+        try:
+            for kind, name, text in changes:
+                if kind == "replay":
+                    replayed = backend.set_replayed(name, text) or replayed
+                else:
+                    await backend.set_unknown(name, text, keyspace, shard, held)
+            if replayed and not await backend.sync_held(held):
+                await backend.check(keyspace, shard)
+        except ShardgateError:
+            backend.settings = before
+            for _kind, name, _text in changes:
+                self.state.variables.pop(name, None)
+            raise
+
+    def _home_shard(self) -> tuple[str | None, str | None]:
+        """The shard a SET is tried on: the session's target shard, or its keyspace's first."""
+        s = self.state
+        if not s.keyspace:
+            return None, None
+        if s.target:
+            return s.keyspace, s.target
+        try:
+            shards = self.host.snapshot.shards(s.keyspace)
+        except ShardgateError:
+            return None, None
+        return (s.keyspace, shards[0].name) if shards else (None, None)
 
     async def _set_tx(self, prim: sp.TransactionCharacteristics, bound: BoundPlan, params: Any) -> _Done:
         chars = Characteristics(prim.isolation, prim.read_only, prim.deferrable)
@@ -485,10 +659,15 @@ class Session:
             s.variables.clear()
             s.query_timeout = None
             s.workload = "oltp"
+            await self.backend.reset_all()
         else:
             s.variables.pop(prim.name, None)
             if prim.name in ("statement_timeout", "query_timeout"):
                 s.query_timeout = None
+            kind = variable_kind(prim.name, s.dialect)
+            if kind == "replay" or (kind == "unknown" and prim.name.lower() in self.backend.session_sets):
+                self._backend_changes.append((kind, prim.name, None))
+                await self._apply_backend_changes()
         return _Done()
 
     async def _use(self, prim: sp.UseTarget, bound: BoundPlan, params: Any) -> _Done:
@@ -511,18 +690,34 @@ class Session:
     async def _vexplain(self, prim: sp.VExplain, bound: BoundPlan, params: Any) -> _Done:
         snapshot = self.host.snapshot
         inner = self.host.planner.plan(prim.sql, self.view(), snapshot, params)
+        self.authorize(inner, params)  # what VEXPLAIN QUERIES runs is judged as itself
         if prim.mode == "plan":
             from router.planner.explain import explain
 
             text = json.dumps(explain(inner, snapshot, self.backend_dialect_for(inner)), indent=2, default=str)
             return _Done((synthetic_column("JSON"),), [(text,)])
         recorded: list[tuple[str, str, str]] = []
-        ctx = _Recording(PoolContext(self.host.pools, snapshot, self.limits(), tx=self.tx), recorded)
+        ctx = _Recording(PoolContext(self.backend, snapshot, self.limits(), tx=self.tx), recorded)
         ex = run(inner, ctx, snapshot, dialect=self.state.dialect, params=params, session=self)
         await ex.fetchall()
         rows = [(i, ks, shard, sql) for i, (ks, shard, sql) in enumerate(recorded)]
-        names = ("#", "keyspace", "shard", "query")
-        return _Done(tuple(synthetic_column(n, rows[0][k] if rows else None) for k, n in enumerate(names)), rows)
+        names = ("#", "keyspace", "shard", "query")  # fixed types: a client may describe it before it runs
+        return _Done(tuple(synthetic_column(n, sample) for n, sample in zip(names, (0, "", "", ""), strict=True)),
+                     rows)
+
+    async def _admin_show(self, prim: sp.Show, bound: BoundPlan, params: Any) -> _Done:
+        stmt = prim.statement
+        self._require_admin("SHOW " + stmt.kind.upper().replace("_", " ", 1))
+        columns, rows = admin_answer(self, stmt)
+        return _Done(columns, rows)
+
+    async def _reload_show(self, prim: sp.Show, bound: BoundPlan, params: Any) -> _Done:
+        """``SHOW SHARDGATE RULES`` and ``RELOAD`` (admin only; ``router.admin_reload``)."""
+        kind = prim.statement.kind
+        self._require_admin("RELOAD" if kind == "shardgate_reload" else "SHOW SHARDGATE RULES")
+        names, rows, notes = await reload_statement(self, kind)
+        return _Done(tuple(synthetic_column(n, rows[0][i] if rows else None) for i, n in enumerate(names)), rows,
+                     warnings=notes)
 
     def _require_admin(self, what: str) -> None:
         """VSchema DDL and the admin console need the admin role. Sessions of the embedded Python API carry no
@@ -548,6 +743,9 @@ class _Recording:
 
     def backend_dialect(self, keyspace: str) -> str:
         return self.inner.backend_dialect(keyspace)
+
+    def joined_shards(self, keyspace: str) -> frozenset[str]:
+        return self.inner.joined_shards(keyspace)
 
     def stream(self, target: Any, sql: str, *, timeout: float | None = None) -> Any:
         self.out.append((target.keyspace, target.shard, sql))

@@ -16,6 +16,7 @@ from router.engine.runtime import ListSource, Runtime, Source, synthetic_column
 from router.planner.session_plan import SequenceNext, Show, VExplain
 from router.planner.sqltext import ENCODERS
 from router.planner.values import evaluate
+from router.shard_listing import SHARD_COLUMNS, shard_rows
 from sharding.errors import InvalidValueError, UnknownKeyspaceError, UnsupportedError
 
 __all__ = ["open_sequence_next", "open_show", "open_vexplain", "rows_source"]
@@ -71,8 +72,10 @@ async def open_show(prim: Show, rt: Runtime) -> Source:
             names = [n for n in names if _like(n, stmt.like)]
         return rows_source(rt, ("Database",), [(n,) for n in names])
     if kind == "shardgate_shards":
-        rows = [(f"{ks}/{s.name}",) for ks, kss in sorted(snapshot.keyspaces.items()) for s in kss.shards]
-        return rows_source(rt, ("Shards",), rows)
+        rows = shard_rows(snapshot, getattr(rt.ctx, "pools", None))
+        if stmt.like:  # as Vitess's SHOW VITESS_SHARDS LIKE: on "keyspace/shard"
+            rows = [r for r in rows if _like(f"{r[0]}/{r[1]}", stmt.like)]
+        return rows_source(rt, SHARD_COLUMNS, rows)
     if kind == "shardgate_vschema":
         return rows_source(rt, ("VSchema",), [(json.dumps(vschema.to_json(), indent=2, sort_keys=True),)])
     keyspace = prim.keyspace

@@ -64,8 +64,15 @@ def build_plan(sql: str, normalized: str, values: Sequence[Any], session: Sessio
         constant = plan_constant_select(tree, ctx)
         if constant is not None:  # SELECT 42: answered by the router (Vitess Projection over SingleRow)
             return Plan(constant, "select", guards=tuple(ctx.guards), warnings=tuple(ctx.warnings))
+        from router.planner.names import result_names
+        from router.planner.plan import Route, VindexLookup
+
+        names = result_names(tree, session.dialect)  # before planning, which rewrites the tree
         root, refs = plan_select(tree, ctx)
         tables = tuple(sorted({r.qualified_name for r in refs if r.kind == "vschema"}))
+        if names is not None and not isinstance(root, (Route, VindexLookup)):  # a shard names a route's columns
+            return Plan(root, "select", tables=tables, guards=tuple(ctx.guards), warnings=tuple(ctx.warnings),
+                        extras={"names": names})
         kind = "select"
     elif isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
         from router.planner.dml import plan_dml

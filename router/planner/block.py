@@ -34,6 +34,7 @@ from router.planner.semantics import TableRef, ident
 from router.planner.subqueries import MergedUse, SemiSpec, apply_merge, decide, find_uses
 from sharding.errors import UnsupportedError
 
+HIDDEN_PREFIX = "__sg_ws"  # hidden weight-string columns the join planner adds to a derived table's body
 _STRICT = (exp.Column, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Paren, exp.Literal,
            exp.Placeholder, exp.IntDiv, exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor, exp.Identifier)
 _NULL_REJECTING = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.Between, exp.In)
@@ -152,7 +153,7 @@ class Block:
         the body's columns by position) when it has one, else by the body's own column names. Positions are known
         only up to the first output of unknown width (a ``*`` of a table without an authoritative column list)."""
         assert rel.planned is not None
-        outputs = rel.planned.columns
+        outputs = [o for o in rel.planned.columns if not (o or "").startswith(HIDDEN_PREFIX)]
         alias = rel.node.args.get("alias") if isinstance(rel.node, exp.Subquery) else None
         if alias is None or not alias.columns:
             return outputs.index(name) if name in outputs else None

@@ -436,6 +436,34 @@ class Bind:
         return f":v{self.index + 1}"
 
 
+class WithEnv(list):  # type: ignore[type-arg]
+    """The bind values of one execution with its run-time values (``env``: pulled-out subquery results, join
+    variables), for expressions that read both (``RunVar``)."""
+
+    __slots__ = ("env",)
+
+    def __init__(self, binds: Sequence[Any], env: dict[str, Any]) -> None:
+        super().__init__(binds)
+        self.env = env
+
+
+@dataclass(frozen=True, slots=True)
+class RunVar:
+    """A run-time value by name (a pulled-out scalar subquery's result, its has-values flag), read from the
+    environment the engine passes along with the bind values (``WithEnv``)."""
+
+    name: str
+
+    def evaluate(self, row: Sequence[Any], binds: Sequence[Any]) -> Any:
+        env = getattr(binds, "env", None)
+        if env is None or self.name not in env:
+            raise InvalidValueError(f"missing run-time value :{self.name}")
+        return env[self.name]
+
+    def describe(self) -> str:
+        return f":{self.name}"
+
+
 _CMP_TEST: dict[str, Callable[[int], bool]] = {
     "=": lambda c: c == 0, "!=": lambda c: c != 0, "<": lambda c: c < 0, "<=": lambda c: c <= 0,
     ">": lambda c: c > 0, ">=": lambda c: c >= 0,

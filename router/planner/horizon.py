@@ -41,9 +41,11 @@ are given expressions (the cross-shard join planner's output); ``horizon_needs``
 """
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
@@ -112,6 +114,11 @@ _PREDICATES = (exp.Predicate, exp.And, exp.Or, exp.Not, exp.Xor)
 _ARITH = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod)
 
 
+# Text functions whose result has their (first) argument's collation, and those that combine their operands'.
+_COLLATION_KEEPING = (exp.Lower, exp.Upper, exp.Trim, exp.Substring, exp.Left, exp.Right)
+_COLLATION_COMBINING = (exp.Concat, exp.DPipe, exp.Coalesce)
+
+
 def _unwrap(node: exp.Expression) -> exp.Expression:
     while isinstance(node, (exp.Paren, exp.Alias)):
         node = node.this
@@ -121,9 +128,11 @@ def _unwrap(node: exp.Expression) -> exp.Expression:
 class _Types:
     """What the VSchema and the expression itself say about a value's type and collation."""
 
-    def __init__(self, scope: Sequence[TableRef], dialect: str, arithmetic_is_number: bool = False) -> None:
+    def __init__(self, scope: Sequence[TableRef], dialect: str, arithmetic_is_number: bool = False,
+                 ctx: PlanContext | None = None) -> None:
         self.scope = list(scope)
         self.dialect = dialect
+        self.ctx = ctx  # with it, a statement's literal (a placeholder) has the type of its plan-time value
         # Arithmetic is always numeric in both databases; the pushdown still gives MySQL weight strings to
         # arithmetic over unknown types, as Vitess does (plans compare one to one), the router-memory path not.
         self.arithmetic_is_number = arithmetic_is_number
@@ -140,8 +149,15 @@ class _Types:
         if isinstance(node, exp.Column):
             decl = self.declared(node)
             return decl.collation_name or None if decl is not None else None
-        if isinstance(node, (exp.Min, exp.Max, exp.AnyValue)):
+        if isinstance(node, (exp.Min, exp.Max, exp.AnyValue, *_COLLATION_KEEPING)):
             return self.declared_collation(node.this)
+        if isinstance(node, _COLLATION_COMBINING):
+            # Both databases derive the result's collation from the text operands (a literal's is weaker than a
+            # column's): one declared collation among the non-constant operands is the result's.
+            operands = [node.this, *node.expressions] if not isinstance(node, exp.DPipe) else [node.this,
+                                                                                                node.expression]
+            found = {self.declared_collation(o) for o in operands if o is not None and not _is_constant(o)}
+            return found.pop() if len(found) == 1 and None not in found else None
         return None
 
     def collation(self, node: exp.Expression) -> str | None:
@@ -153,6 +169,22 @@ class _Types:
             return self.collation(inner.this)
         return self.declared_collation(inner)
 
+    def _placeholder_category(self, node: exp.Placeholder) -> str | None:
+        """A literal's category from its plan-time value, under a ``ValueCategory`` guard (a cached plan serves
+        only values of the same category); a client's bind parameter or a run-time value is unknown."""
+        name = node.name
+        if self.ctx is None or not (name.startswith("v") and name[1:].isdigit()):
+            return None
+        index = int(name[1:]) - 1
+        if not (0 <= index < len(self.ctx.values)) or not self.ctx.value_known(index):
+            return None
+        cat = value_category(self.ctx.values[index])
+        if cat is not None:
+            guard = ValueCategory(Arg(index), cat)
+            if guard not in self.ctx.guards:
+                self.ctx.guards.append(guard)  # type: ignore[arg-type]
+        return cat
+
     def category(self, node: exp.Expression) -> str | None:
         node = _unwrap(node)
         if isinstance(node, exp.Collate):
@@ -162,6 +194,8 @@ class _Types:
             return _type_category(decl.type) if decl is not None and decl.type else None
         if isinstance(node, exp.Literal):
             return "text" if node.is_string else "number"
+        if isinstance(node, exp.Placeholder):
+            return self._placeholder_category(node)
         if isinstance(node, exp.Boolean):
             return "bool"
         if isinstance(node, exp.Null):
@@ -212,6 +246,68 @@ class _Types:
         return None
 
 
+# A representative declared type per category, for the columns of a derived table or a union (``output_column``).
+_CATEGORY_TYPE = {"number": "DECIMAL", "temporal": "DATETIME", "text": "VARCHAR", "binary": "VARBINARY",
+                  "bool": "BOOLEAN", "uuid": "UUID", "enum": "ENUM", "opaque": "JSON"}
+
+
+def same_category(a: str, b: str) -> bool:
+    """Whether two declared type names compare the same way at the router (both known)."""
+    ca, cb = _type_category(a), _type_category(b)
+    return ca is not None and ca == cb
+
+
+def output_column(node: exp.Expression, name: str, scope: Sequence[TableRef], dialect: str) -> VColumn | None:
+    """What the router knows of the values of ``node`` (a select expression over ``scope``) as a declared column
+    named ``name``: a column's own declaration, else its type category and collation; None when unknown."""
+    types = _Types(scope, dialect, arithmetic_is_number=True)
+    inner = _unwrap(node)
+    if isinstance(inner, exp.Column):
+        decl = types.declared(inner)
+        return dataclasses.replace(decl, name=name) if decl is not None else None
+    cat = types.category(inner)
+    if cat is None or cat not in _CATEGORY_TYPE:
+        return None
+    coll = types.collation(inner) if cat == "text" else None
+    return VColumn(name=name, type=_CATEGORY_TYPE[cat], collation_name=coll or "")
+
+
+def value_category(value: Any) -> str | None:
+    """The comparison category of a Python value as the backends return it (None: NULL or unknown)."""
+    import datetime as dt
+    import uuid
+
+    if value is None or isinstance(value, (tuple, list)):
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (dt.date, dt.time, dt.timedelta)):
+        return "temporal"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "binary"
+    if isinstance(value, uuid.UUID):
+        return "uuid"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ValueCategory:
+    """Guard: the statement value ``arg`` is of comparison category ``category`` (the plan compares an expression
+    built from it natively, or with a weight string, because of that)."""
+
+    arg: Arg
+    category: str
+
+    def holds(self, binds: Any) -> bool:
+        from router.planner.values import evaluate
+
+        return value_category(evaluate(self.arg, binds)) == self.category
+
+
 def _volatile(node: exp.Expression) -> bool:
     return any(isinstance(n, (exp.Rand, exp.Uuid)) for n in node.walk())
 
@@ -234,11 +330,57 @@ def _sql(node: exp.Expression, dialect: str) -> str:
 
 
 class _Canon:
-    """Canonical text of an expression, so that ``id``, ``user.id`` and ``USER.ID`` (MySQL) compare equal."""
+    """Canonical text of an expression, so that ``id``, ``user.id`` and ``USER.ID`` (MySQL) compare equal.
 
-    def __init__(self, scope: Sequence[TableRef], dialect: str) -> None:
+    The statement's literals are placeholders, one per occurrence: ``SELECT score % 3 … GROUP BY score % 3`` reads
+    ``score % :v1`` and ``score % :v2``. With ``ctx``, a placeholder of a known plan-time value stands for the
+    first placeholder of an equal value (same type, not a float, not NULL), so the two compare equal. A plan that
+    matched expressions that way holds only while those values stay equal: the first time two different texts
+    share a canonical one, ``SameValue`` guards on their placeholders are recorded (other values plan afresh)."""
+
+    def __init__(self, scope: Sequence[TableRef], dialect: str, ctx: PlanContext | None = None) -> None:
         self.scope = list(scope)
         self.dialect = dialect
+        self.ctx = ctx
+        self._first: dict[tuple[type, Any], int] = {}  # (type, value) -> the first placeholder index holding it
+        self._seen: dict[str, list[int]] = {}  # canonical text -> the placeholder indices of its first text
+        self._guarded: set[tuple[int, int]] = set()
+        self._params: set[int] = set()  # placeholders that are the client's bind parameters
+
+    def _placeholder_index(self, node: exp.Placeholder) -> int | None:
+        name = node.name
+        if self.ctx is None or not (name.startswith("v") and name[1:].isdigit()):
+            return None
+        index = int(name[1:]) - 1
+        values = self.ctx.values
+        if not (0 <= index < len(values)):
+            return None
+        value = values[index]
+        if not self.ctx.value_known(index):
+            from cython_ext.fpvalues import Param
+            from router.planner.runvars import RunTimeValue
+
+            if isinstance(value, Param) and not isinstance(value, RunTimeValue):  # ``$1`` twice: one value always
+                first = self._first.setdefault((Param, (value.key, value.is_list)), index)
+                self._params.add(index)
+                return first
+            return None
+        if value is None or isinstance(value, (float, tuple, list, bool)) or not isinstance(value, Hashable):
+            return None
+        if isinstance(value, Decimal) and not value.is_finite():
+            return None
+        return self._first.setdefault((type(value), value), index)
+
+    def _guard(self, key: str, indices: list[int]) -> None:
+        first = self._seen.setdefault(key, indices)
+        if first is indices or first == indices or self.ctx is None:
+            return
+        from router.planner.dml import SameValue
+
+        for a, b in zip(first, indices, strict=False):
+            if a != b and (a, b) not in self._guarded and not (a in self._params and b in self._params):
+                self._guarded.add((a, b))
+                self.ctx.guards.append(SameValue(Arg(a), Arg(b)))  # type: ignore[arg-type]
 
     def column_key(self, col: exp.Column) -> tuple[str, str]:
         name = column_name(col, self.dialect)
@@ -261,9 +403,18 @@ class _Canon:
                                   table=exp.to_identifier(qual, quoted=True) if qual else None)
             if isinstance(n, exp.Paren):
                 return n.this
+            if isinstance(n, exp.Placeholder):
+                index = self._placeholder_index(n)
+                if index is not None:
+                    indices.append(int(n.name[1:]) - 1)
+                    return exp.Placeholder(this=f"v{index + 1}")
             return n
 
-        return node.transform(fix, copy=True).sql(dialect=self.dialect)
+        indices: list[int] = []
+        key = node.transform(fix, copy=True).sql(dialect=self.dialect)
+        if indices:
+            self._guard(key, indices)
+        return key
 
 
 # --- leaves: aggregate calls ----------------------------------------------------------------------------------
@@ -340,7 +491,7 @@ class _Horizon:
         self.ctx = ctx
         self.dialect = ctx.session.dialect
         self.scope = list(scope)
-        self.canon = _Canon(scope, self.dialect)
+        self.canon = _Canon(scope, self.dialect, ctx)
         _reject(select)
         self.items = [self._item(e) for e in select.expressions]
         self.star = any(_is_star(i.expr) for i in self.items)
@@ -585,6 +736,19 @@ class _ShardColumns:
         return len(self.nodes)
 
 
+def _run_var(node: exp.Expression, ctx: PlanContext | None) -> ev.Expr | None:
+    """A run-time value the router reads itself (a pulled-out scalar in HAVING: ``COUNT(*) > (SELECT …)``)."""
+    if ctx is None or not isinstance(node, exp.Placeholder):
+        return None
+    marker = runvars.marker_of(node, ctx)
+    if marker is None:
+        return None
+    if isinstance(marker.expr, JoinVar):
+        return ev.RunVar(marker.expr.name)
+    raise UnsupportedError("IN (subquery) in an expression the router computes (HAVING, or over a join across "
+                           "shards) is not supported")
+
+
 class _MemoryColumns:
     """A pre-projection over an input whose columns are known expressions (``plan_horizon_over``)."""
 
@@ -599,6 +763,9 @@ class _MemoryColumns:
         self.keys: dict[str, int] = {}
 
     def resolve_input(self, node: exp.Expression) -> ev.Expr | None:
+        run_var = _run_var(node, self.types.ctx)
+        if run_var is not None:
+            return run_var
         key = self.canon(node)
         if key in self.inputs:
             return ev.Col(self.inputs.index(key))
@@ -686,7 +853,7 @@ class _Aggregation:
         self.h = h
         self.types = types
         # values the router computes itself (over aggregates): arithmetic is numeric whatever its operands
-        self.router_types = _Types(types.scope, types.dialect, arithmetic_is_number=True)
+        self.router_types = _Types(types.scope, types.dialect, arithmetic_is_number=True, ctx=types.ctx)
         self.src = source
         self.partial = partial
         self.backend = backend
@@ -723,6 +890,9 @@ class _Aggregation:
 
     # resolver over the aggregate's output
     def resolve(self, node: exp.Expression) -> ev.Expr | None:
+        run_var = _run_var(node, self.h.ctx)
+        if run_var is not None:
+            return run_var
         key = self.canon(node)
         if key in self.group_cols:
             return ev.Col(self.group_cols[key])
@@ -1228,9 +1398,11 @@ def _ordered(node: exp.Expression, key: _Key | None, desc: bool = False, nulls_f
 
 
 # --- entry points -----------------------------------------------------------------------------------------------
-def plan_horizon(select: exp.Select, route: TableRoute, refs: list[TableRef], ctx: PlanContext) -> Primitive:
+def plan_horizon(select: exp.Select, route: TableRoute, refs: list[TableRef], ctx: PlanContext,
+                 derived: Sequence[TableRef] = ()) -> Primitive:
     """The plan of a SELECT whose tables merged into one multi-shard route: as much as possible pushed to the
-    shards, the rest merged at the router (see the module docstring)."""
+    shards, the rest merged at the router (see the module docstring). ``derived``: the block's derived tables as
+    tables of their own (``router.planner.derived``), for the types of their columns."""
     from router.planner.select import _route_primitive
 
     ctx = runvars.extend(ctx)
@@ -1246,10 +1418,10 @@ def plan_horizon(select: exp.Select, route: TableRoute, refs: list[TableRef], ct
     from router.planner.querytext import strip_keyspaces
 
     strip_keyspaces(refs)
-    scope = _scope_refs(select, refs) or list(route.tables)
+    scope = (_scope_refs(select, refs) + list(derived)) or list(route.tables)
     h = _Horizon(_expand_star(select, scope, ctx.session.dialect) or select, ctx, scope)
     backend = ctx.backend_dialect(route.keyspace.name)
-    types = _Types(scope, h.dialect)
+    types = _Types(scope, h.dialect, ctx=ctx)
     local = _shard_local_checker(select, scope, h.dialect)
     router_aggregation = h.aggregated and not (h.group and local([k.expr for k in h.group]))
     _check_windows(h.select, local, router_aggregation)
@@ -1520,7 +1692,7 @@ def plan_horizon_over(select: exp.Select, input: Primitive, columns: list[exp.Ex
     if h.star:
         raise UnsupportedError("SELECT * over a cross-shard join is not supported here; list the columns")
     backend = backend or h.dialect
-    types = _Types(scope, h.dialect, arithmetic_is_number=True)
+    types = _Types(scope, h.dialect, arithmetic_is_number=True, ctx=ctx)
     src = _MemoryColumns(columns, h.canon, h.dialect, types)
     if not h.aggregated:
         return _plain_over(h, input, len(columns), src, types, backend)
@@ -1604,7 +1776,7 @@ class HorizonNeeds:
 def horizon_needs(select: exp.Select, ctx: PlanContext, scope: Sequence[TableRef] = ()) -> HorizonNeeds:
     """The input columns ``plan_horizon_over`` needs for ``select`` (for the join planner to request)."""
     h = _Horizon(select, ctx, scope)
-    types = _Types(scope, h.dialect, arithmetic_is_number=True)
+    types = _Types(scope, h.dialect, arithmetic_is_number=True, ctx=ctx)
     seen: set[str] = set()
     out = HorizonNeeds()
     nodes = [i.expr for i in h.items] + [k.expr for k in h.group] + [k.expr for k in h.order]

@@ -36,6 +36,7 @@ from router.planner.plan import Filter, Join, Primitive, Projection, SemiJoin
 from router.planner.rewrite import unparen
 from router.planner.scope import ALIAS, REF_KEY, Rel
 from router.planner.select import REWRITTEN, _route_primitive, has_aggregation
+from router.planner.semantics import ident
 from router.planner.values import JoinVar
 from sharding.errors import UnsupportedError
 
@@ -80,6 +81,8 @@ class JoinPlanner:
         self.keys: dict[int, list[tuple[exp.Column, exp.Column]]] = {}
         self.late: list[exp.Expression] = []
         self.left_order: list[exp.Expression] | None = None  # ORDER BY merged into the first group
+        self._scope_refs: list[Any] | None = None
+        self._hidden: dict[int, dict[str, str]] = {}  # id(derived rel) -> hidden weight column -> its column
 
     def _index(self) -> None:
         self.gindex: dict[int, int] = {id(r): i for i, g in enumerate(self.groups) for r in g.rels}
@@ -342,7 +345,7 @@ class JoinPlanner:
             if self._backend() == "mysql":
                 for k in needs.weight_keys:
                     ws = exp.WeightString(this=_bare(k).copy())
-                    if not self.placeable(ws):
+                    if not self.placeable(ws) and not self._derived_weight(k):
                         raise UnsupportedError(f"comparing {k.sql()[:60]} across shards needs its weight string, "
                                                "which its side of the join cannot give")
                     needs_weights.append(ws)
@@ -377,7 +380,15 @@ class JoinPlanner:
         return prim
 
     def _scope(self) -> list[Any]:
-        return [r.ref for r in self.b.rels if r.ref is not None]
+        """The tables the horizon reads types from: the block's tables and its derived tables (their columns'
+        types and collations taken from their bodies, ``router.planner.derived``)."""
+        if self._scope_refs is None:
+            from router.planner.derived import derived_ref
+
+            refs = [r.ref for r in self.b.rels if r.ref is not None]
+            derived = (derived_ref(self.b.binder, r) for r in self.b.rels if r.kind == "derived")
+            self._scope_refs = refs + [d for d in derived if d is not None]
+        return self._scope_refs
 
     def _backend(self) -> str:
         dialects = {self.ctx.backend_dialect(g.route.keyspace.name) for g in self.groups if g.route is not None}
@@ -497,13 +508,62 @@ class JoinPlanner:
         return out
 
     def _input(self, group: Group) -> tuple[Primitive, list[exp.Expression]]:
-        """A router-side input (a derived table planned apart): its primitive and its columns."""
+        """A router-side input (a derived table planned apart): its primitive and its columns (a hidden weight
+        string column as ``weight_string(alias.column)``)."""
         rel = group.rels[0]
         planned = rel.planned
         assert planned is not None
-        if any(n is None for n in planned.columns):
+        alias = rel.node.args.get("alias") if isinstance(rel.node, exp.Subquery) else None
+        listed = [ident(c, self.ctx.session.dialect).lower() for c in alias.columns] \
+            if alias is not None and alias.columns else []  # ``u(a, n)`` names the body's columns by position
+        names = [listed[i] if i < len(listed) else n for i, n in enumerate(planned.columns)]
+        if any(n is None for n in names):
             raise UnsupportedError(f"derived table {rel.alias} needs named columns to be joined across shards")
-        return self.qp.primitive(planned), [self.b.synth_column(rel, n) for n in planned.columns]  # type: ignore[arg-type]
+        hidden = self._hidden.get(id(rel), {})
+        cols: list[exp.Expression] = []
+        for n in names:
+            assert n is not None
+            if n in hidden:
+                cols.append(exp.WeightString(this=self.b.synth_column(rel, hidden[n])))
+            else:
+                cols.append(self.b.synth_column(rel, n))
+        return self.qp.primitive(planned), cols
+
+    def _derived_weight(self, key: exp.Expression) -> bool:
+        """MySQL text of a derived table that runs apart, compared by the router: its body also selects the
+        value's weight string (a hidden column), planned again. Only for a column that is a plain, non-aggregate
+        expression of a SELECT body without ``*``."""
+        col = unparen(_bare(key))
+        if not isinstance(col, exp.Column):
+            return False
+        rel = self.b.binder.owner(col)
+        if not isinstance(rel, Rel) or rel.kind != "derived" or self.groups[self.gindex[id(rel)]].kind not in _INPUT:
+            return False
+        body = self.b.item(rel)
+        body = body.this if isinstance(body, exp.Subquery) else body
+        branches = _branches(body)
+        if rel.planned is None or not branches or any(
+                isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                for b in branches for e in b.expressions):
+            return False
+        name = self.b.colname(col)
+        i = self.b._derived_position(rel, name)
+        if i is None or any(i >= len(b.expressions) for b in branches):
+            return False
+        sources = [_bare(b.expressions[i]) for b in branches]
+        if any(_has_agg(s) or runvars.has_markers(s, self.ctx) for s in sources):
+            return False
+        hidden = self._hidden.setdefault(id(rel), {})
+        if name in hidden.values():
+            return True
+        from router.planner.block import HIDDEN_PREFIX
+
+        alias = f"{HIDDEN_PREFIX}{len(hidden)}"
+        for b, source in zip(branches, sources, strict=True):  # a UNION: each branch (equal texts weigh equal)
+            b.append("expressions", exp.alias_(exp.WeightString(this=source.copy()), alias))
+        hidden[alias] = name
+        rel.planned = self.qp.plan_query(body)
+        return True
 
     def _right_route(self, j: int) -> Any:
         """The route of group ``j`` with its predicates (join variables may pin it: ``user.id = :t1_id``)."""
@@ -571,6 +631,16 @@ class JoinPlanner:
             select.comments = list(self.select.comments)
         select.meta[REWRITTEN] = True
         return select
+
+
+def _branches(body: exp.Expression) -> list[exp.Select]:
+    """The SELECTs of a derived table's body (one, or every branch of a UNION); empty for anything else."""
+    if isinstance(body, exp.Select):
+        return [body]
+    if isinstance(body, exp.Union) and not body.args.get("order") and not body.args.get("limit"):
+        left, right = _branches(body.this), _branches(body.expression)
+        return left + right if left and right else []
+    return []
 
 
 def _name(e: exp.Expression, dialect: str) -> str:

@@ -39,7 +39,18 @@ from router.planner.context import NumbersDiffer, PlanContext
 from router.planner.plan import KeyspaceRef, Opcode, RoutingParams
 from router.planner.rewrite import extract_in_from_or, prepare_predicates, unparen
 from router.planner.semantics import TableRef, column_name, column_owner
-from router.planner.values import Arg, Arith, Const, ExactNumbers, TupleColumn, TupleExpr, ValueExpr, is_exact_number
+from router.planner.values import (
+    Arg,
+    Arith,
+    CastValue,
+    Const,
+    ExactNumbers,
+    TupleColumn,
+    TupleExpr,
+    ValueExpr,
+    cast_value,
+    is_exact_number,
+)
 from sharding.errors import InvalidValueError, UnsupportedError
 from sharding.vindexes.base import Lookup, MultiColumn, Prefixable, Sequential
 from sharding.vschema_model import ColumnVindex, Keyspace
@@ -93,7 +104,36 @@ def to_value(node: exp.Expression, ctx: PlanContext | None = None) -> ValueExpr 
         if isinstance(inner, Const) and isinstance(inner.value, str):
             return Const(inner.value.encode() if node.name.lower() == "_binary" else inner.value)
         return inner
+    if type(node) is exp.Cast:  # ``$1::bigint``, ``CAST(%s AS SIGNED)``: how ORMs type their placeholders
+        return _cast_value(node, ctx)
     return None
+
+
+_CAST_INT = frozenset({exp.DataType.Type.BIGINT, exp.DataType.Type.INT, exp.DataType.Type.SMALLINT,
+                       exp.DataType.Type.TINYINT, exp.DataType.Type.MEDIUMINT})
+_CAST_UINT = frozenset({exp.DataType.Type.UBIGINT, exp.DataType.Type.UINT, exp.DataType.Type.USMALLINT,
+                        exp.DataType.Type.UTINYINT, exp.DataType.Type.UMEDIUMINT})
+# Text types without a length: CHAR(3) / VARCHAR(3) casts truncate, which a router-side value would not.
+_CAST_TEXT = frozenset({exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR})
+
+
+def _cast_value(node: exp.Cast, ctx: PlanContext | None) -> ValueExpr | None:
+    to = node.to
+    if not isinstance(to, exp.DataType) or to.expressions:
+        return None
+    kind = ("int" if to.this in _CAST_INT else "uint" if to.this in _CAST_UINT
+            else "text" if to.this in _CAST_TEXT else None)
+    if kind is None:
+        return None
+    inner = to_value(node.this, ctx)
+    if inner is None or isinstance(inner, TupleExpr):
+        return None
+    if isinstance(inner, Const):  # folded now; a cast the router cannot do exactly leaves it to the database
+        try:
+            return Const(cast_value(inner.value, kind))
+        except InvalidValueError:
+            return None
+    return CastValue(inner, kind, to.sql())
 
 
 _ARITH: dict[type[exp.Expression], str] = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}

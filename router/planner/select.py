@@ -244,9 +244,10 @@ class QueryPlanner:
             # A route by a lookup vindex reads the lookup table first (Vitess VindexLookup).
             return wrap_lookup(_route_primitive(planned.tree, route, planned.refs, self.ctx), route, self.ctx)
         assert isinstance(planned.tree, exp.Select)
+        from router.planner.derived import derived_refs
         from router.planner.horizon import plan_horizon
 
-        return plan_horizon(planned.tree, route, planned.refs, self.ctx)
+        return plan_horizon(planned.tree, route, planned.refs, self.ctx, derived_refs(self.binder, planned.tree))
 
 
 def _needs_order(select: exp.Expression) -> bool:

@@ -212,6 +212,8 @@ SHOW_KINDS = frozenset(
         "shardgate_keyspaces", "shardgate_shards", "shardgate_vschema", "shardgate_vschema_tables",
         "shardgate_vschema_vindexes", "shardgate_pools", "shardgate_clients", "shardgate_queries", "shardgate_stats",
         "shardgate_rules",
+        # RELOAD: the admin console's re-read of the config file (router.admin_reload), planned as an admin SHOW
+        "shardgate_reload",
     }
 )  # fmt: skip
 
@@ -393,7 +395,7 @@ Statement: TypeAlias = (
 # word), never less.
 _COMMON = frozenset(
     {"BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SET", "SHOW", "USE", "VEXPLAIN", "SELECT",
-     "ALTER"}
+     "ALTER", "RELOAD"}
 )  # fmt: skip
 _FIRST_WORDS = {"mysql": _COMMON, "postgres": _COMMON | {"END", "ABORT", "RESET"}}
 
@@ -1081,6 +1083,10 @@ class _Parser:
         if any(c in _BLANK for c in tail):
             raise _syntax("a USE target is one word (quote it: `keyspace:shard@type`)", tail_start)
         return _use_target(text + tail, tok.start)
+
+    # --- RELOAD (admin console) ---------------------------------------------------------------------------
+    def stmt_reload(self) -> Statement:
+        return Show("shardgate_reload")
 
     # --- SHOW ---------------------------------------------------------------------------------------------
     def stmt_show(self) -> Statement | None:

@@ -99,7 +99,10 @@ def _scalar_common(value: Any) -> str | None:
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise InvalidValueError(f"cannot write {value} as an SQL literal")
-        return str(value)
+        # Never an exponent (``1E+3`` is a float in MySQL) and always a point: ``29399`` would be an integer, and
+        # a DECIMAL value (a SUM pulled out of a subquery) must stay DECIMAL in the expression it goes into.
+        text = format(value, "f")
+        return text if "." in text else text + "."
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             return None  # dialect specific

@@ -300,7 +300,12 @@ def _pull_out(block: Block, use: Use, planned: Planned) -> None:
     if name is not None:
         current = new if use.node is item else item
         assert current is not None
-        current.replace(exp.alias_(current.copy(), name, quoted=True))
+        # Wrapped in place, never copied: the item may hold other subqueries of this block still to be decided,
+        # whose ``Use.node`` must stay in the tree (a copy left the second scalar of ``(SELECT …) - (SELECT …)`` in
+        # the outer query's text, sent to one shard).
+        alias = exp.Alias(alias=exp.to_identifier(name, quoted=True))
+        current.replace(alias)
+        alias.set("this", current)
     block.select.root().meta[REWRITTEN] = True
     qp.pullouts.append(Pullout(variant, values_var, has_var, prim))
 

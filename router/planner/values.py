@@ -17,6 +17,7 @@ one, never to a wrong one):
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -104,12 +105,57 @@ class Arith:
         return f"{_operand(self.left)} {self.op} {_operand(self.right)}"
 
 
+@dataclass(frozen=True, slots=True)
+class CastValue:
+    """``CAST(value AS type)`` of a statement value to an integer or a text type, as ORMs write placeholders
+    (``%(id)s::BIGINT``). Only exact conversions: an integer from an integer, an integral number or a string of
+    digits; text from text or an integer. Anything else is an error, never a guess at the database's rounding."""
+
+    value: ValueExpr
+    to: str  # "int" | "uint" | "text"
+    type_sql: str = ""
+
+    def describe(self) -> str:
+        return f"CAST({self.value.describe()} AS {self.type_sql or self.to})"
+
+
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def cast_value(value: Any, to: str) -> Any:
+    if value is None:
+        return None
+    if to in ("int", "uint"):
+        number = _exact_int(value)
+        if to == "uint" and number < 0:  # MySQL wraps a negative around 2**64: not a value a vindex should see
+            raise InvalidValueError(f"cannot cast {value!r} to an unsigned integer here")
+        return number
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidValueError(f"cannot cast {value!r} to text here")
+
+
+def _exact_int(value: Any) -> int:
+    if not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+            return int(value)
+    raise InvalidValueError(f"cannot cast {value!r} to an integer exactly")
+
+
 def _operand(expr: ValueExpr) -> str:
     text = expr.describe()
     return f"({text})" if type(expr) is Arith else text
 
 
-ValueExpr: TypeAlias = Const | Arg | TupleExpr | JoinVar | ListVar | TupleColumn | Arith
+ValueExpr: TypeAlias = Const | Arg | TupleExpr | JoinVar | ListVar | TupleColumn | Arith | CastValue
 
 
 def is_exact_number(v: Any) -> bool:
@@ -162,6 +208,8 @@ def evaluate(expr: ValueExpr, binds: Sequence[Any], env: dict[str, Any] | None =
         return _tuple_column(expr, evaluate(expr.items, binds, env))
     if type(expr) is Arith:
         return _arith(expr, evaluate(expr.left, binds, env), evaluate(expr.right, binds, env))
+    if type(expr) is CastValue:
+        return cast_value(evaluate(expr.value, binds, env), expr.to)
     raise TypeError(f"not a value expression: {expr!r}")
 
 

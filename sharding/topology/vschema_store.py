@@ -80,8 +80,10 @@ async def seed_vschema(store: TopologyStore, vschema: VSchema | Mapping[str, Any
 
 
 def shards_from_config(config: ClusterConfig) -> dict[str, list[Shard]]:
-    """Each keyspace's shards for ``ClusterSnapshot.build``, with ``backends={"primary": ShardConfig}``."""
-    return {name: [Shard(s.name, s.key_range, MappingProxyType({"primary": s})) for s in ks.shards]
+    """Each keyspace's shards for ``ClusterSnapshot.build``, with ``backends={"primary": ShardConfig}`` and, for a
+    shard with read replicas, ``"replica": (ShardConfig, …)``."""
+    return {name: [Shard(s.name, s.key_range, MappingProxyType(
+                {"primary": s, "replica": s.replicas} if s.replicas else {"primary": s})) for s in ks.shards]
             for name, ks in config.keyspaces.items()}
 
 

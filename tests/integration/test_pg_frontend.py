@@ -256,13 +256,15 @@ async def test_session_parameters_and_local_statements(router: InProcessRouter) 
         assert await conn.fetchval("SHOW application_name") == "renamed"
         await conn.execute("SET TIME ZONE 'Asia/Kolkata'")
         text = await conn.fetchval("SELECT '2024-01-01 00:00:00+00'::timestamptz::text")
-        assert text == "2024-01-01 00:00:00+00"  # computed by the shard: its own zone
+        assert text == "2024-01-01 05:30:00+05:30"  # computed by the shard, in the session's zone (replayed)
         row = await conn.fetchrow("SHOW TimeZone")
         assert row[0] == "Asia/Kolkata"
         with pytest.raises(asyncpg.FeatureNotSupportedError):
             await conn.execute("SET client_encoding = 'LATIN1'")
         plan = await conn.fetchval("VEXPLAIN PLAN SELECT * FROM customer WHERE customer_id = 7")
         assert '"Variant": "EqualUnique"' in plan and '"Vindex": "hash"' in plan
+        sent = await conn.fetch("VEXPLAIN QUERIES SELECT name FROM customer WHERE customer_id = 7")  # (described)
+        assert [(r["#"], r["keyspace"]) for r in sent] == [(0, "customer")] and "customer_id" in sent[0]["query"]
         shards = await conn.fetch("SHOW SHARDGATE SHARDS")
         assert [(r["keyspace"], r["shard"], r["role"], r["health"]) for r in shards] == [
             ("commerce", "0", "primary", "serving"), ("customer", "-80", "primary", "serving"),
@@ -416,15 +418,7 @@ async def test_sqlalchemy_core(router: InProcessRouter) -> None:
         finally:
             engine.dispose()
 
-    try:
-        got, total, name, columns = await asyncio.to_thread(work)
-    except sa.exc.InternalError as exc:
-        if "savepoints are supported only in single-shard transactions" in str(exc):
-            # The dialect's first connect runs SELECT version() and SELECT current_schema() in one transaction,
-            # then SAVEPOINT: the engine routes shard-less SELECTs to any shard, round robin, even inside a
-            # transaction, and refuses savepoints across shards. Engine fix requested.
-            pytest.xfail("engine: shard-less SELECTs in a transaction use a new shard each")
-        raise
+    got, total, name, columns = await asyncio.to_thread(work)
     assert [tuple(r) for r in got] == [(600 + i, f"sa{i}") for i in range(5)]
     assert total == Decimal("10.00") and name == "updated"
     assert columns[:3] == ["customer_id", "name", "balance"]

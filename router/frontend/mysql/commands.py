@@ -8,7 +8,8 @@ escapes is a bug: ERR 1105 and the ``internal_errors`` counter.
 
 Statements answered without the session (system variables, ``KILL``, ``SHOW PROCESSLIST``, ``SHOW WARNINGS``, the
 admin check of VSchema DDL) are in ``local``; prepared statements in ``prepared``; both are mixins of
-``CommandRunner``.
+``CommandRunner``. A single-shard read outside a transaction may skip the engine: ``passthrough`` forwards it to
+the shard and relays the shard's packets.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 import cython_ext
 from cython_ext.fpvalues import FingerprintError
+from router.activity import identify
 from router.backend.result import Column
 from router.frontend.mysql import protocol as P
 from router.frontend.mysql import sysvars
@@ -35,6 +37,7 @@ from router.frontend.mysql.local import (
     describe_as_show_columns,
     wire_state,
 )
+from router.frontend.mysql.passthrough import Passthrough, Unavailable
 from router.frontend.mysql.prepared import Prepared, PreparedStatements
 from sharding.errors import (
     InvalidValueError,
@@ -100,6 +103,7 @@ class Host(Protocol):
 
 
 _SHOW_VARIABLES = re.compile(r"\s*show\s+(?:global\s+|session\s+|local\s+)?variables\b", re.IGNORECASE)
+_DDL = re.compile(r"\s*(?:/\*.*?\*/\s*)*(?:create|alter|drop|rename|truncate)\b", re.IGNORECASE | re.DOTALL)
 _SET_NAMES = re.compile(r"\s*set\s+(?:names|character\s+set|charset)\s+['\"`]?([A-Za-z0-9_]+)", re.IGNORECASE)
 
 
@@ -115,13 +119,17 @@ class CommandRunner(LocalStatements, PreparedStatements):
     """One connection's commands (see the module docstring)."""
 
     def __init__(self, proto: P.ServerProtocol, gateway: Gateway, host: Host, *, user: str, user_is_admin: bool,
-                 server_version: str, max_allowed_packet: int, tls: bool) -> None:
+                 server_version: str, max_allowed_packet: int, tls: bool, passthrough: Passthrough | None = None
+                 ) -> None:
         self.proto = proto
+        self.passthrough = passthrough  # the single-shard fast path (``passthrough``), None: the engine runs all
         self.gateway = gateway
         self.host = host
         self.user = user
         self.user_is_admin = user_is_admin
         self.session: EngineSession = gateway.session("mysql", None, user=user)
+        self.session.state.client_addr = host.peer_host or None  # query rules match on it
+        identify(self.session, "mysql", getattr(host, "peer", None), host.connection_id)
         self.statements: dict[int, Prepared] = {}
         self._next_stmt = 1
         self.facts = sysvars.Facts(host.connection_id, user, host.peer_host, server_version=server_version,
@@ -245,6 +253,8 @@ class CommandRunner(LocalStatements, PreparedStatements):
         database = self.database()
         old = self.session
         self.session = self.gateway.session("mysql", None, user=self.user)
+        self.session.state.client_addr = old.state.client_addr
+        identify(self.session, "mysql", getattr(self.host, "peer", None), self.host.connection_id)
         await old.close()
         if database:
             await self.use_database(database)
@@ -350,6 +360,16 @@ class CommandRunner(LocalStatements, PreparedStatements):
             described = describe_as_show_columns(sql)  # DESCRIBE t [col]: the session answers SHOW COLUMNS
             if described is not None:
                 sql = described
+            pt = self.passthrough
+            if pt is not None and not cursor and (target := pt.target(self, sql, params)) is not None:
+                try:
+                    if binary:
+                        await pt.execute(self, target, sql, list(params or ()), more=more)
+                    else:
+                        await pt.query(self, target, sql, more=more)
+                    return True
+                except Unavailable:
+                    pass  # nothing reached the client: the engine runs it
             show_vars = sql[:1] in "sS \t\n" and _SHOW_VARIABLES.match(sql) is not None
             sent_columns = False
             async with self.session.stream(sql, params) as ex:
@@ -397,6 +417,8 @@ class CommandRunner(LocalStatements, PreparedStatements):
         proto.send_ok(affected or 0, last_id or 0, warnings, more=more)
         if sql[:3].lower() == "set":
             self._after_set(sql)
+        elif self.passthrough is not None and _DDL.match(sql):
+            self.passthrough.schema_changed()  # statements prepared on shard connections are made again
         return True
 
     def _uncancel(self) -> None:

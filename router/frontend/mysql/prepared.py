@@ -1,9 +1,10 @@
 """Prepared statements: COM_STMT_PREPARE / EXECUTE / FETCH / RESET (CLOSE and SEND_LONG_DATA are the protocol's).
 
-The router prepares nothing on the shards: a statement is its text and parameter count here, and each execution
-runs the text with the decoded parameters through the gateway session (so statements survive whatever backend
-connection the pools hand out). At prepare time a SELECT is run once with NULL parameters to describe its result
-columns, as clients such as sysbench (libmariadb) need them then. Cursors (``CURSOR_TYPE_READ_ONLY``) hold the rows
+A statement is its text and parameter count here, and each execution runs the text with the decoded parameters
+through the gateway session (so statements survive whatever backend connection the pools hand out); a single-shard
+read may instead take the fast path (``passthrough``), which prepares the text on the shard connection it uses.
+At prepare time a SELECT is run once with NULL parameters to describe its result columns, as clients such as
+sysbench (libmariadb) need them then. Cursors (``CURSOR_TYPE_READ_ONLY``) hold the rows
 of their execution and hand them out with COM_STMT_FETCH.
 
 ``PreparedStatements`` is a mixin of ``commands.CommandRunner``.
@@ -125,8 +126,9 @@ class PreparedStatements:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.info("describing a prepared statement failed (attempt %d): %s: %s", attempt, type(exc).__name__,
-                         getattr(exc, "message", ""))
+                # The class and id only: a message may quote the statement's literals.
+                log.info("describing a prepared statement failed (attempt %d): %s %s", attempt, type(exc).__name__,
+                         getattr(exc, "id", ""))
         return ()
 
     async def stmt_execute(self, ev: P.StmtExecute) -> None:

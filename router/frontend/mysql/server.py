@@ -33,12 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from router.backend.pool_config import PoolConfig
+from router.engine.client_limits import Admission, ClientLimiter
 from router.frontend.mysql import protocol as P
 from router.frontend.mysql.auth import RsaKeyPair, default_rsa_keys
 from router.frontend.mysql.commands import CommandRunner, Gateway
 from router.frontend.mysql.local import kill_local
+from router.frontend.mysql.passthrough import Passthrough
+from router.frontend.mysql.rawconn import RawPool
 from sharding.config_model import ClusterConfig, UserConfig
-from sharding.errors import ShardgateError, UnknownKeyspaceError
+from sharding.errors import ShardgateError, TooManyConnectionsError, UnknownKeyspaceError
 
 __all__ = ["FrontendStats", "MysqlFrontend", "MysqlListener", "start_mysql_listener"]
 
@@ -124,8 +128,9 @@ class MysqlFrontend:
 
     def __init__(self, gateway: Gateway, config: ClusterConfig, settings: P.Settings, *,
                  ssl_context: ssl.SSLContext | None, rsa: RsaKeyPair | None, worker: int = 0, workers: int = 1,
-                 kill_dir: Path | None = None) -> None:
+                 kill_dir: Path | None = None, passthrough: Passthrough | None = None) -> None:
         self.gateway = gateway
+        self.passthrough = passthrough  # the single-shard fast path, shared by the connections
         self.config = config
         self.settings = settings
         self.ssl_context = ssl_context
@@ -211,6 +216,7 @@ class MysqlConnection(asyncio.Protocol):
     def __init__(self, frontend: MysqlFrontend) -> None:
         self.frontend = frontend
         self.connection_id = 0
+        self.peer: Any = None
         self.peer_host = ""
         self.user = ""
         self.started = frontend.started
@@ -226,6 +232,7 @@ class MysqlConnection(asyncio.Protocol):
         self._busy = False  # a command is running
         self._login_timer: asyncio.TimerHandle | None = None
         self._closing = False  # KILL CONNECTION
+        self._admission: Admission | None = None  # counted against the client-session limits while logged in
         self._draining = False  # the listener drains: close when idle outside a transaction
 
     # --- asyncio.Protocol ------------------------------------------------------------------------------------------
@@ -239,6 +246,7 @@ class MysqlConnection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
+        self.peer = peer  # (host, port, …) for the admin console's CLIENTS
         self.peer_host = peer[0] if isinstance(peer, tuple) else "localhost"
         self.connection_id = fe.next_id()
         fe.connections[self.connection_id] = self
@@ -470,27 +478,42 @@ class MysqlConnection(asyncio.Protocol):
         old, self.runner = self.runner, None
         if old is not None:  # COM_CHANGE_USER: the previous session ends (its transaction is rolled back)
             await old.close()
+        if self._admission is not None:
+            self._admission.release()
+            self._admission = None
+        try:  # the router's client-session limits, over both protocols (config ``limits``)
+            admission = ClientLimiter.of(fe.gateway).admit(ev.user_name)
+        except TooManyConnectionsError as exc:
+            proto.reject(exc.mysql_errno, exc.mysql_sqlstate, exc.client_message())
+            return
         self.user = ev.user_name
         runner = CommandRunner(proto, fe.gateway, self, user=ev.user_name, user_is_admin=ev.user.is_admin,
                                server_version=fe.settings.server_version,
-                               max_allowed_packet=fe.settings.max_allowed_packet, tls=self._tls is not None)
+                               max_allowed_packet=fe.settings.max_allowed_packet, tls=self._tls is not None,
+                               passthrough=fe.passthrough)
         if ev.database:
             try:
                 await runner.use_database(ev.database)
             except UnknownKeyspaceError as exc:
+                admission.release()
                 await runner.close()
                 proto.reject(exc.mysql_errno, exc.mysql_sqlstate, f"Unknown database '{ev.database}'")
                 return
             except ShardgateError as exc:
+                admission.release()
                 await runner.close()
                 proto.reject(exc.mysql_errno, exc.mysql_sqlstate, exc.client_message())
                 return
         runner._sync_status()
         self.runner = runner
+        self._admission = admission
         proto.accept()
 
     async def _finish(self) -> None:
         runner, self.runner = self.runner, None
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            admission.release()
         if runner is not None:
             try:
                 await asyncio.shield(runner.close())
@@ -562,6 +585,8 @@ class MysqlListener(asyncio.AbstractServer):
                 await asyncio.wait(pending, timeout=5.0)
         for conn in list(self.frontend.connections.values()):
             conn._abort()
+        if self.frontend.passthrough is not None:
+            self.frontend.passthrough.pool.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 5.0)
 
@@ -588,14 +613,17 @@ async def start_mysql_listener(gateway: Gateway, config: ClusterConfig, *, host:
                                server_version: str = "8.0.31-shardgate", max_allowed_packet: int = 64 << 20,
                                default_auth_plugin: str = "mysql_native_password", reuse_port: bool = False,
                                backlog: int = 1024, worker: int = 0, workers: int = 1,
-                               kill_dir: str | os.PathLike[str] | None = None) -> MysqlListener:
+                               kill_dir: str | os.PathLike[str] | None = None, passthrough: bool = True,
+                               passthrough_pool: PoolConfig | None = None) -> MysqlListener:
     """Listen for MySQL clients on ``host:port`` (port 0: a free one, see ``listener.port``).
 
     TLS comes from ``ssl_context`` or the config's ``tls`` section (``require_tls`` defaults to its ``require``).
     The RSA key pair of caching_sha2_password is read from ``rsa_key_file`` (made there if missing), or made once
     per process. ``reuse_port`` lets several worker processes share the port; ``worker``/``workers`` keep their
     connection ids apart, and with ``kill_dir`` (a private directory shared by the workers) a KILL for a connection
-    of another worker is forwarded to it over a Unix socket there.
+    of another worker is forwarded to it over a Unix socket there. ``passthrough`` forwards single-shard reads to
+    the shard and relays its packets (``passthrough.py``), over raw shard connections pooled with
+    ``passthrough_pool``'s limits (default ``PoolConfig()``).
     """
     ctx = ssl_context if ssl_context is not None else _ssl_context(config)
     if require_tls is None:
@@ -606,7 +634,8 @@ async def start_mysql_listener(gateway: Gateway, config: ClusterConfig, *, host:
     settings = P.Settings(server_version=server_version, tls_available=ctx is not None, require_tls=require_tls,
                           default_auth_plugin=default_auth_plugin, max_allowed_packet=max_allowed_packet)
     frontend = MysqlFrontend(gateway, config, settings, ssl_context=ctx, rsa=rsa, worker=worker, workers=workers,
-                             kill_dir=Path(kill_dir) if kill_dir is not None else None)
+                             kill_dir=Path(kill_dir) if kill_dir is not None else None,
+                             passthrough=Passthrough(gateway, RawPool(passthrough_pool)) if passthrough else None)
     await frontend.start_kill_server()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: MysqlConnection(frontend), host, port, backlog=backlog,

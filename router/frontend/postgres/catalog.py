@@ -16,12 +16,12 @@ from typing import Any
 from router.frontend.postgres import oids as O
 from router.frontend.postgres.portal import Field, fields_of
 from router.frontend.postgres.running import RowsRun
+from router.shard_listing import SHARD_COLUMNS, shard_rows
 from sharding.errors import InvalidValueError, UnknownKeyspaceError
 
 __all__ = ["SHARDS_FIELDS", "on_all_shards", "on_first_shard", "shards_rows"]
 
-SHARDS_FIELDS = tuple(Field(n, O.TEXT) for n in ("keyspace", "shard", "key_range", "engine", "backend", "role",
-                                                 "health"))
+SHARDS_FIELDS = tuple(Field(n, O.TEXT) for n in SHARD_COLUMNS)
 
 
 def _keyspace(gateway: Any, session: Any) -> str:
@@ -126,29 +126,6 @@ def inline_params(sql: str, params: list[Any]) -> str:
 _DOLLAR = re.compile(r"\$(?:(\d+)|[A-Za-z_][A-Za-z0-9_]*\$|\$)")
 
 
-def _backend_text(spec: Any) -> tuple[str, str]:
-    items = spec if isinstance(spec, (list, tuple)) else [spec]
-    engines, addrs = [], []
-    for item in items:
-        engines.append(str(getattr(item, "engine", "?")))
-        host, port = getattr(item, "host", "?"), getattr(item, "port", "?")
-        addrs.append(f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}")
-    return ",".join(dict.fromkeys(engines)), ",".join(addrs)
-
-
 def shards_rows(gateway: Any) -> RowsRun:
-    """One row per shard and role: keyspace, shard, key range, engine, backend host:port, role, health."""
-    snapshot = gateway.snapshot
-    rows = []
-    for ks_name in sorted(snapshot.keyspaces):
-        for shard in snapshot.keyspaces[ks_name].shards:
-            for role, spec in sorted(shard.backends.items()):
-                engine, backend = _backend_text(spec)
-                try:
-                    stats = gateway.pools.pool(ks_name, shard.name, role).stats()
-                    health = "down" if stats.down else "serving"
-                except Exception:
-                    health = "not serving"
-                key_range = str(shard.key_range) if "-" in shard.name else "-"
-                rows.append((ks_name, shard.name, key_range, engine, backend, role, health))
-    return RowsRun(SHARDS_FIELDS, rows, "SELECT")
+    """``SHOW SHARDGATE SHARDS`` (``router.shard_listing``)."""
+    return RowsRun(SHARDS_FIELDS, shard_rows(gateway.snapshot, gateway.pools), "SELECT")

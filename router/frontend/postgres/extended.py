@@ -8,11 +8,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import cython_ext
+from router.admin_console import ADMIN_SHOWS
+from router.admin_console import columns as admin_columns
 from router.frontend.postgres import messages as M
 from router.frontend.postgres import oids as O
 from router.frontend.postgres import types as T
 from router.frontend.postgres.passthrough import Unavailable
-from router.frontend.postgres.portal import Field, Portal, Prepared, RowEncoder, result_formats, row_description
+from router.frontend.postgres.portal import (
+    Field,
+    Portal,
+    Prepared,
+    RowEncoder,
+    fields_of,
+    result_formats,
+    row_description,
+)
 from router.frontend.postgres.running import DoneRun, EngineRun, RowsRun, Running
 from router.frontend.postgres.settings import CANONICAL_PARAMS, _no_statement
 from router.frontend.postgres.statements import Info, in_failed_transaction, split
@@ -183,7 +193,20 @@ class ExtendedQuery:
             prepared.described_params = (O.TEXT,) * nparams
             prepared.described_fields = local or ()
             return prepared.described_fields
+        if info.word == "RELOAD" or (info.kind == "show_shardgate" and info.name != "shards"):
+            # The router's admin console: no shard knows these statements. RELOAD is described without running
+            # it; an admin SHOW is read-only, so it runs to show its columns (and refuses non-admins).
+            prepared.described_params = (O.TEXT,) * nparams
+            if info.word == "RELOAD":
+                prepared.described_fields = (Field("item", O.TEXT), Field("change", O.TEXT))
+            else:
+                await self._park_others()
+                async with self.session.stream(prepared.sql) as ex:
+                    prepared.described_fields = fields_of(ex.columns)
+            return prepared.described_fields
         await self._park_others()  # (the describer may run the statement on the session)
+        # The describer reads its columns on a shard: the ACLs judge it first (planned with NULL values).
+        self.session.check_text(prepared.sql, [None] * nparams if nparams else None)
         params, fields = await self.describer.describe(self.session, prepared.sql, nparams,
                                                        info.kind in ("rows", "show"))
         if len(params) != nparams:  # the shard counts what the text really uses; trust it
@@ -366,7 +389,11 @@ def _local_fields(info: Info) -> tuple[Field, ...] | None:
         from router.frontend.postgres.catalog import SHARDS_FIELDS
 
         return SHARDS_FIELDS
+    if info.kind == "show_shardgate" and f"shardgate_{info.name}" in ADMIN_SHOWS:  # the admin console
+        return fields_of(admin_columns(f"shardgate_{info.name}"))
     if info.word == "VEXPLAIN":
+        if info.second in ("QUERIES", "ALL"):  # the statements sent, one row each (router.engine.session)
+            return (Field("#", O.INT8), Field("keyspace", O.TEXT), Field("shard", O.TEXT), Field("query", O.TEXT))
         return (Field("JSON", O.TEXT),)
     if info.kind in ("begin", "commit", "rollback", "rollback_to", "savepoint", "release", "set", "reset",
                      "discard", "deallocate", "vschema", "use", "ddl"):

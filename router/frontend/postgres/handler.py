@@ -345,15 +345,20 @@ class Handler(SessionSettings, ExtendedQuery):
             return await self._end_failed(sql, info, params)
         if kind == "rows" and ("pg_" in sql or "information_schema" in sql) and \
                 is_system_catalog_query(sql, self._user_tables()):
-            from router.frontend.postgres.catalog import on_first_shard
+            from router.frontend.postgres.catalog import _keyspace, inline_params, on_first_shard
 
+            # Runs as written, without a plan: judged on its text (router.access.check_unplanned).
+            self.session.check_unplanned(inline_params(sql, params) if params else sql,
+                                         _keyspace(self.gateway, self.session))
             return await on_first_shard(self.gateway, self.session, sql, params)
         run = EngineRun(self.session, sql, params, info)
         try:
             return await run.open()
         except (SyntaxError_, UnsupportedError):
             if info.word in _MAINTENANCE and not self.session.in_transaction:
-                from router.frontend.postgres.catalog import on_all_shards
+                from router.frontend.postgres.catalog import _keyspace, on_all_shards
+
+                self.session.check_unplanned(sql, _keyspace(self.gateway, self.session), "ddl")
 
                 await on_all_shards(self.gateway, self.session, sql)
                 return DoneRun(info.tag)

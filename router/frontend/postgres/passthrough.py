@@ -26,12 +26,15 @@ import itertools
 import re
 from typing import Any
 
+from router import activity
+from router.backend.connection import BackendTarget
+from router.engine.consolidate import NOT_SHARED, Flight, hashable_key, read_scope
 from router.frontend.postgres import messages as M
 from router.frontend.postgres.rawconn import RawConnection, RawPool
 from router.planner.plan import Opcode, Route
 from router.planner.resolve import NeedsLookup, resolve_route
 from sharding.db import TLSMode
-from sharding.errors import BackendUnavailableError, ShardgateError
+from sharding.errors import BackendError, BackendUnavailableError, PermissionDeniedError, ShardgateError
 
 __all__ = ["Passthrough", "RelayedError", "Unavailable"]
 
@@ -39,7 +42,8 @@ FLUSH_AT = 256 * 1024
 _OPS = frozenset({Opcode.EqualUnique, Opcode.Equal, Opcode.IN, Opcode.Unsharded, Opcode.Reference, Opcode.DBA})
 _READS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
 _DROP = frozenset({ord("1"), ord("2"), ord("S"), ord("v")})  # ours already went out / session-level noise
-_Z, _E = ord("Z"), ord("E")
+_Z, _E, _D = ord("Z"), ord("E"), ord("D")
+_RELAYED = BackendError("the shard's error was relayed")  # a failed forwarded statement, for metrics
 # A read that would leave state on a shared shard connection (a setting, a session lock, a new table) or that
 # depends on such state: the engine runs it (its pool resets connections it marks dirty).
 _SESSION_STATE = re.compile(r"\b(?:set_config|pg_advisory_lock|pg_try_advisory_lock|pg_advisory_unlock|currval|"
@@ -49,8 +53,31 @@ _EXECUTE_SYNC = M.fe_execute("", 0) + M.fe_sync()
 _DESCRIBE_EXECUTE_SYNC = M.fe_describe("P", "") + _EXECUTE_SYNC
 
 
+_CANCELS: set[asyncio.Task[None]] = set()  # cancel requests in flight for statements whose client left
+
+
+async def _cancel_until_gone(conn: RawConnection) -> None:
+    """Cancel the statement of a shard connection that is being closed (closing alone does not stop it). Sent a
+    few times: a request that reaches the shard before the statement starts is lost; one for a session that has
+    ended is ignored."""
+    for delay in (0.0, 0.3, 1.0, 3.0):
+        await asyncio.sleep(delay)
+        await conn.cancel()
+
+
 class Unavailable(Exception):
     """The fast path cannot reach the shard right now; nothing was sent, so the engine runs the statement."""
+
+
+class _Keep:
+    """What a consolidation leader relayed, for its followers."""
+
+    __slots__ = ("lead", "parts", "rows")
+
+    def __init__(self, lead: Flight) -> None:
+        self.lead = lead
+        self.parts: list[bytes] = []
+        self.rows = 0
 
 
 class RelayedError(Exception):
@@ -70,8 +97,14 @@ class Passthrough:
         session = handler.session
         state = session.state
         if (session.in_transaction or handler.failed or handler._timezone is not None
-                or state.query_timeout is not None or state.tablet_type != "primary"):
+                or state.query_timeout is not None or state.tablet_type != "primary"
+                or getattr(session, "read_role", None) is not None):
             return None
+        if getattr(getattr(self.gateway, "buffer", None), "active", False):
+            return None  # shards are paused: the engine path waits for them (router.engine.buffering)
+        backend = getattr(session, "backend", None)
+        if backend is not None and not backend.at_defaults:
+            return None  # replayed settings or pinned connections: the engine's pools carry them, these do not
         if _SESSION_STATE.search(sql):
             return None
         gateway = self.gateway
@@ -80,6 +113,13 @@ class Passthrough:
             bound = gateway.planner.plan(sql, session.view(), snapshot, params)
         except ShardgateError:
             return None  # the engine reports it
+        # ACLs and query rules before anything is forwarded (raises when refused); a statement that rules give
+        # settings to (row limit, timeout, replica, log) takes the engine, which applies them.
+        try:
+            if session.authorize(bound, params, log_it=False).matched:
+                return None
+        except PermissionDeniedError:
+            return None  # the engine refuses it again, and logs the denial
         root = bound.plan.root
         if type(root) is not Route or not root.passthrough or root.truncate_columns or root.helper_prefix:
             return None
@@ -103,6 +143,10 @@ class Passthrough:
         if spec is None or isinstance(spec, (list, tuple)) or getattr(spec, "tls_mode", TLSMode.DISABLE) \
                 is not TLSMode.DISABLE or not hasattr(spec, "dsn"):
             return None
+        session.share_scope = read_scope(session, bound)  # identical reads in flight share one (_exchange)
+        act = activity.begin(session)  # finished by _exchange (metrics, query log, SHOW SHARDGATE QUERIES)
+        act.fingerprint, act.kind = bound.fingerprint, bound.plan.kind
+        act.targets.add(BackendTarget(routing.keyspace.name, shard.name))
         return spec
 
     @staticmethod
@@ -110,7 +154,7 @@ class Passthrough:
         return info.kind == "rows" and info.word in _READS
 
     async def simple(self, handler: Any, spec: Any, sql: str) -> None:
-        await self._exchange(handler, spec, lambda conn: M.fe_query(sql))
+        await self._exchange(handler, spec, lambda conn: M.fe_query(sql), share_key=("Q", sql))
 
     @staticmethod
     def builtin_types(param_types: tuple[int, ...]) -> bool:
@@ -133,53 +177,115 @@ class Passthrough:
         def failed(conn: RawConnection) -> None:
             conn.forget(sql, types)  # prepared or not, make it again next time
 
-        await self._exchange(handler, spec, data, failed)
+        await self._exchange(handler, spec, data, failed, share_key=("X", sql, types, bytes(values), describe))
 
     def schema_changed(self) -> None:
         """DDL went through the router: statements prepared on shard connections are made again."""
         self.generation += 1
 
-    async def _exchange(self, handler: Any, spec: Any, data: Any, on_error: Any = None) -> None:
+    async def _exchange(self, handler: Any, spec: Any, data: Any, on_error: Any = None,
+                        share_key: tuple[Any, ...] | None = None) -> None:
+        keep: _Keep | None = None
+        scope, handler.session.share_scope = handler.session.share_scope, None
+        cons = getattr(self.gateway, "consolidator", None)
+        if share_key is not None and scope is not None and cons is not None:
+            # Consolidation (router.engine.consolidate): the same request bytes to the same server while one is in
+            # flight get that one's relayed answer; the leader keeps what it relays for them.
+            key = hashable_key("pt", spec.host, spec.port, spec.database, spec.user, share_key, scope.settings)
+            lead, follow = cons.lead_or_follow(key, scope, None) if key is not None else (None, None)
+            if follow is not None:
+                shared = await cons.wait(follow, None)
+                if shared is not NOT_SHARED:
+                    self._replay(handler, shared)
+                    return
+            keep = _Keep(lead) if lead is not None else None
         try:
             conn = await self.pool.acquire(spec)
         except BackendUnavailableError as exc:
+            if keep is not None:
+                keep.lead.abandon()
+            handler.session.current = None  # the engine runs it, as a statement of its own
             raise Unavailable(str(exc)) from None
         reusable = False
         failed = False
+        session = handler.session
+        act = session.current
+        error: BaseException | None = None
         try:
             conn.send(data(conn))
-            reusable, failed = await self._relay(handler, conn)
+            reusable, failed = await self._relay(handler, conn, keep)
             if failed and on_error is not None:
                 on_error(conn)
+        except BaseException as exc:
+            error = exc
+            if keep is not None:
+                keep.lead.fail(exc)
+            raise
         finally:
             self.pool.release(spec, conn, reusable=reusable)
+            if act is not None:
+                activity.finish(session, act, "", error if error is not None or not failed else _RELAYED)
+        if keep is not None and keep.lead.open:
+            keep.lead.finish((b"".join(keep.parts), failed, keep.rows))
         self.forwarded += 1
         if failed:
             raise RelayedError()
 
-    async def _relay(self, handler: Any, conn: RawConnection) -> tuple[bool, bool]:
-        """Copy the shard's answer to the client up to its ReadyForQuery. Returns (connection reusable, failed)."""
+    def _replay(self, handler: Any, shared: tuple[bytes, bool, int]) -> None:
+        """A follower: the leader's relayed answer, as if this client's statement had run."""
+        payload, failed, rows = shared
+        session = handler.session
+        act = session.current
+        if not handler.wire.closed:
+            handler.proto.out += payload
+        if act is not None:
+            act.rows += rows
+            activity.finish(session, act, "", _RELAYED if failed else None)
+        self.forwarded += 1
+        if failed:
+            raise RelayedError()
+
+    async def _relay(self, handler: Any, conn: RawConnection, keep: _Keep | None = None) -> tuple[bool, bool]:
+        """Copy the shard's answer to the client up to its ReadyForQuery (and into ``keep``, for followers, while
+        it stays within the consolidation byte cap). Returns (connection reusable, failed)."""
         out = handler.proto.out
         wire = handler.wire
         failed = False
         cancelled = False
+        rows = 0
         while True:
             try:
                 batch = await conn.read_batch()
             except asyncio.CancelledError:
                 if not handler.cancel_pending or cancelled:
                     conn.broken = True
+                    if not cancelled:  # the client left mid-statement: the shard stops it too (not at its end)
+                        task = asyncio.get_running_loop().create_task(_cancel_until_gone(conn))
+                        _CANCELS.add(task)
+                        task.add_done_callback(_CANCELS.discard)
                     raise
                 cancelled = True  # the client's CancelRequest: pass it on, and relay the shard's 57014
                 await asyncio.shield(conn.cancel())
                 continue
             for kind, raw in batch:
-                if kind == _Z:
+                if kind == _D:
+                    rows += 1
+                elif kind == _Z:
+                    act = handler.session.current
+                    if act is not None:
+                        act.rows += rows
+                    if keep is not None:
+                        keep.rows = rows
                     return raw[5] == 0x49 and not conn.broken, failed  # 'I': no transaction left open
                 if kind in _DROP:
                     continue
                 if kind == _E:
                     failed = True
+                if keep is not None:
+                    if keep.lead.grow(0, len(raw)):
+                        keep.parts.append(bytes(raw))
+                    else:
+                        keep = None  # too large to share: the followers run their own
                 if not wire.closed:
                     out += raw
             if len(out) >= FLUSH_AT and not wire.closed:

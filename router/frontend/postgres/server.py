@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from router.activity import identify
+from router.engine.client_limits import ClientLimiter
 from router.frontend.postgres import messages as M
 from router.frontend.postgres.auth import AuthPolicy, HbaRule, tls_server_end_point
 from router.frontend.postgres.describe import Describer
@@ -306,8 +308,18 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        self._stop_statement()
         self.wake()
-        return False
+        # The write side stays open: what the client sent before its EOF is still answered (as PostgreSQL does);
+        # the connection ends once that is done.
+        return True
+
+    def _stop_statement(self) -> None:
+        """The client is gone (or has half-closed): a statement still running is stopped now (its shard statements
+        are cancelled on the servers), then the session rolls back and gives its shard connections back."""
+        handler = self.handler
+        if handler is not None and handler.busy and self.task is not None and not self.task.done():
+            self.task.cancel()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -316,8 +328,7 @@ class _Connection(asyncio.Protocol):
         w, self._write_ok = self._write_ok, None
         if w is not None and not w.done():
             w.set_result(None)
-        # A statement still running is not cancelled: it finishes (or stops streaming at its next batch, see
-        # ``closed``) and the session then rolls back, which leaves the shard connections in a known state.
+        self._stop_statement()
 
     def pause_writing(self) -> None:
         if self._write_ok is None:
@@ -356,6 +367,8 @@ class _Connection(asyncio.Protocol):
                 # The client is not reading its answers (a pipeline of queries it never drains): stop taking
                 # its input until it does, so neither buffer grows without bound.
                 await self.drain()
+            if self._lost:
+                return None  # nobody reads the answers: what the client sent before it left is not run
             event = proto.next_event()
             if event is not None:
                 return event
@@ -375,6 +388,7 @@ class _Connection(asyncio.Protocol):
     async def _main(self) -> None:
         fe = self.frontend
         session = None
+        admission = None
         pid = 0
         try:
             if len(fe.connections) > fe.options.max_connections or fe.draining:
@@ -391,10 +405,17 @@ class _Connection(asyncio.Protocol):
                 return
             if login is None:
                 return
+            try:  # the router's client-session limits, over both protocols (config ``limits``)
+                admission = ClientLimiter.of(fe.gateway).admit(login.user)
+            except TooManyConnectionsError as exc:
+                assert self.proto is not None
+                self.proto.fatal(exc.pg_sqlstate, exc.message)
+                return
             session, handler = await self._open_session(login)
             if handler is None:
                 return
             pid, secret = fe.register(handler)
+            identify(session, "postgres", self.transport.get_extra_info("peername"), pid)
             reported = dict(handler.params)
             assert self.proto is not None
             self.proto.accept(reported, pid, secret)
@@ -411,6 +432,8 @@ class _Connection(asyncio.Protocol):
                 fe.metrics.dispatched += self.proto.dispatched
             if pid:
                 fe.unregister(pid)
+            if admission is not None:
+                admission.release()
             if session is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(session.close())
@@ -467,6 +490,7 @@ class _Connection(asyncio.Protocol):
             return None, None
         session = fe.gateway.session("postgres", keyspace, user=login.user)
         state = session.state
+        state.client_addr = proto.peer  # query rules match on it (None: a Unix socket)
         if target is not None or role != "primary":
             state.target = target
             state.tablet_type = role
@@ -477,6 +501,8 @@ class _Connection(asyncio.Protocol):
         handler = Handler(proto, self, fe.gateway, session, describer=fe.describer, metrics=fe.metrics,
                           reported=reported, is_admin=login.is_admin, passthrough=fe.passthrough)
         handler.defaults["application_name"] = reported["application_name"]
+        if reported["application_name"]:  # the shards' connections carry it while they serve this session
+            session.backend_param("application_name", reported["application_name"])
         settings = [(k, v) for k, v in params.items()
                     if k not in ("user", "database", "application_name", "replication", "options")]
         try:

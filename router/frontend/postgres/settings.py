@@ -42,6 +42,7 @@ _TIMEZONE_VALUE = re.compile(r"\bZONE\s+(.*?)\s*;?\s*$", re.IGNORECASE | re.DOTA
 
 
 
+_BACKEND_PARAMS = frozenset({"TimeZone", "DateStyle", "application_name"})  # replayed on shard connections too
 DURATION_SETTINGS = frozenset({"statement_timeout", "transaction_timeout", "query_timeout"})
 _UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"\s*'?\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)\s*'?\s*;?\s*$", re.IGNORECASE)
@@ -139,6 +140,11 @@ class SessionSettings:
                     self.proto.send(M.parameter_status(name, value))
         else:
             self.local[name] = value
+        if name in _BACKEND_PARAMS:  # the shards must see it too (now()::text, to_char, date input)
+            hook = getattr(self.session, "backend_param", None)
+            if hook is not None:
+                default = REPORTED_DEFAULTS.get(name) if name != "application_name" else ""
+                hook(name, None if value == default else value)
 
     def _reset_local(self, name: str) -> None:
         canonical = CANONICAL_PARAMS[name]

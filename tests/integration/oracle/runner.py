@@ -1,7 +1,8 @@
 """Running the corpus on both sides: the router (a ``Gateway`` over 4 shards) and the reference database.
 
 Read cases run concurrently (a few workers, one reference connection each); write cases run in order afterwards.
-Every statement is compared (rows, or affected rows for writes); a router error is a failure like a wrong answer.
+Every statement is compared (rows and column names, or affected rows for writes); a router error is a failure
+like a wrong answer.
 The plan of each statement is read back from the planner's cache to count the opcodes and primitives used.
 """
 from __future__ import annotations
@@ -20,12 +21,9 @@ from router.backend.result import ExecResult, ResultSet
 from tests.integration.oracle.compare import diff, show_rows
 from tests.integration.oracle.corpus import Case, Query
 from tests.integration.oracle.data import literal
-from tests.integration.oracle.known_bugs import known_bug
 
 WORKERS = 6
-# Column names are compared too, but a difference only counts in the report (``names`` column) unless this is set:
-# the rows are the oracle's contract; names of router-computed columns are a known gap (see KNOWN_BUGS).
-CHECK_COLUMN_NAMES = False
+
 
 
 @dataclass
@@ -39,7 +37,6 @@ class Failure:
     ref_sql: str | None = None
     got: list[Any] | None = None
     want: list[Any] | None = None
-    known: str | None = None
 
     def render(self) -> str:
         lines = [f"[{self.engine}/{self.family}] {self.kind}: {self.detail}", f"    router SQL: {self.sql}"]
@@ -51,8 +48,6 @@ class Failure:
             lines.append(f"    router rows ({len(self.got)}):\n{show_rows(self.got)}")
         if self.want is not None:
             lines.append(f"    reference rows ({len(self.want)}):\n{show_rows(self.want)}")
-        if self.known:
-            lines.append(f"    KNOWN BUG: {self.known}")
         return "\n".join(lines)
 
 
@@ -63,8 +58,6 @@ class Coverage:
     failed: Counter[str] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)  # family -> wall time of its statements (overlapping)
     slowest: list[tuple[float, str]] = field(default_factory=list)  # the slowest cases: (seconds, first SQL)
-    names: Counter[str] = field(default_factory=Counter)  # family -> results with other column names
-    name_examples: list[str] = field(default_factory=list)
     opcodes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # opcode -> family -> n
     primitives: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
@@ -157,7 +150,6 @@ class Runner:
 
     # --- one statement ------------------------------------------------------------------------------------------
     def _fail(self, f: Failure) -> None:
-        f.known = known_bug(f.engine, f.sql)
         self.failures.append(f)
         self.cov.failed[f.family] += 1
 
@@ -200,13 +192,8 @@ class Runner:
         problem = diff(got_rows, want.rows, ordered=q.ordered, text_key=text_key)
         if problem is None and len(got.columns) != len(want.columns):
             problem = f"{len(got.columns)} columns {got.column_names} vs reference {want.column_names}"
-        if problem is None and got.column_names != want.column_names:
-            if CHECK_COLUMN_NAMES:
-                problem = f"column names {got.column_names} vs reference {want.column_names}"
-            else:
-                self.cov.names[q.family] += 1
-                if len(self.cov.name_examples) < 8:
-                    self.cov.name_examples.append(f"{got.column_names} vs {want.column_names}: {q.sql}")
+        if problem is None and got.column_names != want.column_names:  # what a client sees: names too
+            problem = f"column names {got.column_names} vs reference {want.column_names}"
         if problem is not None:
             self._fail(_with(base, "mismatch", problem, got_rows, want.rows))
 
@@ -269,12 +256,10 @@ def report(outcome: Outcome, minimums: dict[str, int]) -> str:
     families = list(minimums)
     lines = [f"=== oracle coverage: {outcome.engine} ({sum(cov.statements.values())} statements, "
              f"{len(outcome.failures)} failures, {outcome.seconds:.1f} s) ==="]
-    lines.append(f"{'family':<16}{'statements':>11}{'writes':>8}{'minimum':>9}{'failed':>8}{'names':>7}"
-                 f"{'seconds':>9}")
+    lines.append(f"{'family':<16}{'statements':>11}{'writes':>8}{'minimum':>9}{'failed':>8}{'seconds':>9}")
     for fam in families:
         lines.append(f"{fam:<16}{cov.statements[fam]:>11}{cov.writes[fam]:>8}{minimums[fam]:>9}{cov.failed[fam]:>8}"
-                     f"{cov.names[fam]:>7}{cov.seconds[fam]:>9.1f}")
-    lines.extend(f"  column names differ: {e[:150]}" for e in cov.name_examples[:4])
+                     f"{cov.seconds[fam]:>9.1f}")
     lines.append("slowest cases: " + "; ".join(f"{t:.2f}s {sql[:90]}" for t, sql in cov.slowest))
     short = {f: _abbrev(f) for f in families}
     header = "".join(f"{short[f]:>6}" for f in families)

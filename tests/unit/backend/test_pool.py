@@ -255,7 +255,8 @@ async def test_idle_connections_are_pinged_after_a_sibling_broke(make_pool) -> N
 
 
 async def test_backend_down_fails_fast_without_a_stampede(make_pool, opener: FakeOpener) -> None:
-    pool = make_pool(max_size=10)
+    # A backoff long enough that a loaded machine still sends the 50 acquires inside it.
+    pool = make_pool(max_size=10, backoff_initial=0.5, backoff_max=0.5)
     opener.fail = True
     with pytest.raises(BackendUnavailableError) as info:
         await pool.acquire()
@@ -268,7 +269,7 @@ async def test_backend_down_fails_fast_without_a_stampede(make_pool, opener: Fak
 
     opener.fail = False
     opener.delay = 0.05
-    await asyncio.sleep(0.3)  # past the (jittered) backoff
+    await asyncio.sleep(0.8)  # past the (jittered) backoff
     probe = asyncio.ensure_future(pool.acquire())
     await asyncio.sleep(0.01)
     with pytest.raises(BackendUnavailableError):

@@ -1,4 +1,4 @@
-"""Engine bugs the correctness oracle (``tests/integration/oracle_wip.py``) found, one test each."""
+"""Engine bugs the correctness oracle (``tests/integration/test_oracle.py``) found, one test each."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -244,3 +244,117 @@ async def test_coalesce_of_decimals_at_the_router_is_typed_as_the_database_types
     _, rows = await fetch(bound(plan), ctx, snapshot, dialect=engine)
     assert [r[0] for r in rows] == expected
     assert [str(r[0]) for r in rows] == [str(e) for e in expected]
+
+
+# --- sequences: a block that runs short grows in place -------------------------------------------------------------
+class _SeqConn:
+    def __init__(self, table: dict[str, int]) -> None:
+        self.table = table
+
+    async def execute(self, sql: str, params: object = None, timeout: float | None = None) -> object:
+        from router.backend.result import ResultSet
+
+        if sql.startswith("SELECT cache"):
+            return ResultSet(columns=(column("cache", TypeCode.BIGINT, "postgres"),), rows=[(self.table["cache"],)])
+        n = int(sql.split("next_id + ")[1].split()[0])
+        self.table["next_id"] += n
+        return ResultSet(columns=(column("next_id", TypeCode.BIGINT, "postgres"),), rows=[(self.table["next_id"],)])
+
+
+class _SeqPools:
+    def __init__(self, table: dict[str, int]) -> None:
+        self.table = table
+
+    def acquire(self, keyspace: str, shard: str, role: str):  # type: ignore[no-untyped-def]
+        import contextlib
+
+        @contextlib.asynccontextmanager
+        async def lease():  # type: ignore[no-untyped-def]
+            yield _SeqConn(self.table)
+
+        return lease()
+
+
+SEQ_VSCHEMA = {"keyspaces": {"main": {"sharded": False, "tables": {"seq": {"type": "sequence"}}}}}
+
+
+async def test_ids_stay_consecutive_when_a_block_runs_short() -> None:
+    """Was: 60 ids, then 60 more from a cache of 100 gave 1..60 and 101..160 (the rest of the first block was
+    dropped): the oracle's rows loaded through the router got other ids than the reference's."""
+    from router.engine.sequences import SequenceCache
+
+    snap = ClusterSnapshot.build(1, parse_vschema(SEQ_VSCHEMA), {"main": ["0"]})
+    table = {"next_id": 1, "cache": 100}
+    cache = SequenceCache()
+    pools = _SeqPools(table)
+    firsts = [await cache.reserve(pools, snap, "main", "seq", 60, "postgres") for _ in range(3)]  # type: ignore[arg-type]
+    assert firsts == [1, 61, 121]
+    table["next_id"] += 500  # another router took a block: ours cannot grow, a new one starts there
+    assert await cache.reserve(pools, snap, "main", "seq", 60, "postgres") == 701  # type: ignore[arg-type]
+
+
+def test_a_sessions_view_of_the_pools_shares_the_routers_sequence_cache() -> None:
+    """Was: every session's ``SessionBackend`` got a sequence cache of its own, so each reserved a block."""
+    from router.engine.sequences import cache_for
+    from router.engine.session_state import SessionBackend
+
+    shared = _SeqPools({"next_id": 1, "cache": 10})
+    view = SessionBackend(shared, "postgres", lambda ks: "postgres")
+    assert cache_for(view) is cache_for(shared)  # type: ignore[arg-type]
+
+
+# --- integral DECIMAL values stay DECIMAL in the SQL the shards get ----------------------------------------------
+@pytest.mark.parametrize("value, mysql", [
+    (Decimal("29399"), "29399."), (Decimal("-3509"), "-3509."), (Decimal("12.50"), "12.50"),
+    (Decimal("1E+3"), "1000."), (Decimal("0"), "0."),
+])
+def test_a_decimal_literal_keeps_its_type(value, mysql) -> None:
+    """Was: ``(SELECT SUM(a) …) - (SELECT SUM(b) …)`` on MySQL answered an integer: the pulled-out DECIMAL sums
+    were written as ``29399 - 1234``; ``1E+3`` would even be a DOUBLE."""
+    from router.planner.sqltext import encode_mysql, encode_postgres
+
+    assert encode_mysql(value) == mysql
+    assert encode_postgres(value) == mysql
+
+
+# --- result column names ------------------------------------------------------------------------------------------
+def test_mysql_names_an_expression_by_its_text_in_the_statement_run() -> None:
+    from router.engine.naming import named_columns
+
+    cols_ = (column("status", TypeCode.BIGINT, "mysql"), column("k", TypeCode.BIGINT, "mysql"))
+    rules = (("text", 0), ("name", "Kay"))
+    out = named_columns(cols_, rules, "SELECT count( DISTINCT status ), x AS Kay FROM orders")
+    assert [c.name for c in out] == ["count( DISTINCT status )", "Kay"]
+    assert named_columns(cols_, rules, "not a select")[0].name == "status"  # the text does not read: kept
+    assert named_columns(cols_[:1], rules, None) == cols_[:1]  # another width: kept
+
+
+async def test_an_execution_reports_the_names_the_database_would_give() -> None:
+    """Was: ``SELECT COUNT(DISTINCT sku) …`` answered a column named ``sku`` (the helper query's)."""
+    from router.engine.run import run
+    from router.planner import Planner
+    from tests.unit.planner.sqlite_cluster import Cluster
+
+    cluster = Cluster({"orders": [(i, i % 3, "abc"[i % 3], i) for i in range(1, 9)]})
+    for sql, names in [("SELECT COUNT(DISTINCT sku), MAX(qty) AS m FROM orders", ["COUNT(DISTINCT sku)", "m"]),
+                       ("SELECT DISTINCT sku AS s FROM orders ORDER BY s", ["s"])]:
+        bound = Planner().plan(sql, SessionView("mysql"), cluster.snapshot)
+        ex = run(bound, cluster, cluster.snapshot, dialect="mysql", limits=cluster.limits)
+        async with ex:
+            assert ex.column_names == names
+            await ex.fetchall()
+
+
+async def test_coalesce_of_a_postgres_sum_and_an_integer_is_numeric(snapshot) -> None:
+    """Was: ``COALESCE(SUM(amount), 0)`` over no row answered int 0 on PostgreSQL (numeric 0 there): a SUM's
+    numeric column has no declared scale, and the choice gave up on it."""
+    from router.planner.evalexpr import Col, Func, Lit
+    from router.planner.plan import Projection
+
+    ctx = FakeContext(dialect="postgres")
+    ctx.on(rows=[(None,), (Decimal("12.50"),)],
+           columns=(Column("sum", TypeCode.DECIMAL, "postgres", 0, "numeric", scale=None),))
+    route = Route(RoutingParams(Opcode.EqualUnique, CUSTOMER, "hash", (Const(1),)), SqlTemplate.text("SELECT …"))
+    plan = Projection((Func("coalesce", (Col(0), Lit(0)), "postgres"),), ("coalesce",), route)
+    _, rows = await fetch(bound(plan), ctx, snapshot, dialect="postgres")
+    assert [(type(r[0]), str(r[0])) for r in rows] == [(Decimal, "0"), (Decimal, "12.50")]

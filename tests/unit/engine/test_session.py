@@ -96,15 +96,18 @@ async def test_settings(host: Host) -> None:
         await s.execute("SET transaction_mode = 'twopc'")  # no decision log configured
     with pytest.raises(UnsupportedError):
         await s.execute("SET GLOBAL max_connections = 10")
-    result = await s.execute("SET time_zone = '+00:00'")
-    assert result.warnings and "not applied" in result.warnings[0]
+    result = await s.execute("SET time_zone = '+00:00'")  # replayed on the shards' connections: tried at once
+    assert not result.warnings
+    assert "settings {'sql_mode': \"''\", 'time_zone': \"'+00:00'\"} customer/-80" in host.pools.log
+    assert s.backend.settings == {"sql_mode": "''", "time_zone": "'+00:00'"}  # ANSI_QUOTES is the router's
 
 
 async def test_use_changes_the_keyspace_of_later_statements(host: Host) -> None:
     s = Session(host, "mysql")  # type: ignore[arg-type]
     await s.execute("USE commerce")
     await s.execute("SELECT sku FROM product")
-    assert host.pools.log == ["stream SELECT sku FROM product on commerce/0"]  # pooled, no transaction
+    assert host.pools.log == ["stream SELECT sku FROM product on commerce/0",  # pooled, no transaction
+                              "release commerce/0"]
     assert s.state.keyspace == "commerce"
 
 

@@ -119,7 +119,10 @@ class FakePools:
         self.prepared: dict[BackendTarget, set[str]] = {}
         self.cancel_event = asyncio.Event()
 
-    def acquire(self, keyspace: str, shard: str, role: str = "primary", *, timeout: float | None = None) -> _Acquire:
+    def acquire(self, keyspace: str, shard: str, role: str = "primary", *, timeout: float | None = None,
+                settings: dict[str, str] | None = None) -> _Acquire:
+        if settings:
+            self.log.append(f"settings {dict(settings)} {keyspace}/{shard}")
         return _Acquire(self, BackendTarget(keyspace, shard, role))
 
 
