@@ -68,6 +68,8 @@ def config(directory: Path) -> None:
                                   "sharded": {"sharded": True, "vindexes": {"hash": {"type": "hash"}}, "tables": {}}}},
         # workers share the VSchema (and its DDL) through this store
         "topology": {"store": "file", "path": str(directory / "topo"), "poll_interval": 0.2},
+        # CONSOLIDATION=0 measures the router without query consolidation (on by default)
+        "consolidation": {"enabled": os.environ.get("CONSOLIDATION", "1") != "0"},
     }
     path = directory / "cluster.yaml"
     path.write_text(yaml.safe_dump(doc))

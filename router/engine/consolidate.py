@@ -79,9 +79,12 @@ class Counters:
 
 class Flight:
     """One execution that followers may join. The leader feeds it and ends it with exactly one of ``finish``,
-    ``fail`` or ``abandon`` (``close`` in a ``finally`` abandons one that was not ended)."""
+    ``fail`` or ``abandon`` (``close`` in a ``finally`` abandons one that was not ended).
 
-    __slots__ = ("_bytes", "_owner", "_rows", "deadline", "future", "key", "seq", "waiters")
+    The future followers wait on is made when the first one joins: most reads are never joined, and a future
+    per statement is measurable on a point select."""
+
+    __slots__ = ("_bytes", "_ended", "_owner", "_rows", "deadline", "future", "key", "seq", "waiters")
 
     def __init__(self, owner: Consolidator, key: Any, seq: int, deadline: float | None) -> None:
         self._owner = owner
@@ -89,17 +92,24 @@ class Flight:
         self.seq = seq
         self.deadline = deadline
         self.waiters = 0
-        self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.future: asyncio.Future[Any] | None = None
+        self._ended = False
         self._rows = 0
         self._bytes = 0
 
     @property
     def open(self) -> bool:
-        return not self.future.done()
+        return not self._ended
+
+    def join(self) -> None:
+        """One more follower (``Consolidator.lead_or_follow``): it will wait on ``future``."""
+        self.waiters += 1
+        if self.future is None:
+            self.future = asyncio.get_running_loop().create_future()
 
     def grow(self, rows: int = 0, nbytes: int = 0) -> bool:
         """Count what the leader materialised; False (and the flight is no longer shared) past the caps."""
-        if self.future.done():
+        if self._ended:
             return False
         self._rows += rows
         self._bytes += nbytes
@@ -111,10 +121,20 @@ class Flight:
             return False
         return True
 
-    def finish(self, result: Any) -> None:
-        if not self.future.done():
-            self.future.set_result(result)
+    def _end(self, result: Any = None, exc: BaseException | None = None) -> None:
+        if not self._ended:
+            self._ended = True
+            future = self.future
+            if future is not None and not future.done():
+                if exc is not None:
+                    future.set_exception(exc)
+                    future.exception()  # retrieved: no "never retrieved" warning when every follower left
+                else:
+                    future.set_result(result)
         self._owner._end(self)
+
+    def finish(self, result: Any) -> None:
+        self._end(result)
 
     def fail(self, exc: BaseException) -> None:
         """The statement failed: followers get the same error, unless it was about the leader's own session (its
@@ -123,18 +143,13 @@ class Flight:
                 or not isinstance(exc, Exception):
             self.abandon()
             return
-        if not self.future.done():
-            self.future.set_exception(exc)
-            self.future.exception()  # retrieved: no "never retrieved" warning when nobody followed
-        self._owner._end(self)
+        self._end(exc=exc)
 
     def abandon(self) -> None:
-        if not self.future.done():
-            self.future.set_result(NOT_SHARED)
-        self._owner._end(self)
+        self._end(NOT_SHARED)
 
     def close(self) -> None:
-        if not self.future.done():
+        if not self._ended:
             self.abandon()
 
 
@@ -233,7 +248,7 @@ class Consolidator:
             if flight.waiters >= self.config.max_waiters:
                 self.counters.capped += 1
                 return None, None
-            flight.waiters += 1
+            flight.join()
             return None, flight
         if flight is not None and flight.open:
             return None, None  # one is running that this caller may not join: run unshared, leave it alone
@@ -243,15 +258,18 @@ class Consolidator:
         return flight, None
 
     async def wait(self, flight: Flight, timeout: float | None) -> Any:
-        """The leader's result, or ``NOT_SHARED``; raises the statement's error. ``timeout``: the follower's."""
+        """The leader's result, or ``NOT_SHARED``; raises the statement's error. ``timeout``: the follower's.
+        ``flight`` came from ``lead_or_follow`` as one to follow."""
+        future = flight.future
+        assert future is not None
         try:
             if timeout is None:
-                result = await asyncio.shield(flight.future)
+                result = await asyncio.shield(future)
             else:
                 async with asyncio.timeout(timeout):
-                    result = await asyncio.shield(flight.future)
+                    result = await asyncio.shield(future)
         except Exception:
-            if flight.future.done() and not flight.future.cancelled() and flight.future.exception() is not None:
+            if future.done() and not future.cancelled() and future.exception() is not None:
                 self.counters.errors_shared += 1
             raise
         finally:
@@ -329,8 +347,8 @@ def _settings_key(session: Any) -> Any:
     """The session settings that could change a shard's answer once applied to its connection (the settings the
     session's connections replay, its sql_mode)."""
     backend = getattr(session, "backend", None)
-    replayed = getattr(backend, "settings", None) or {}
-    return (session.state.sql_mode, tuple(sorted(replayed.items())))
+    replayed = getattr(backend, "settings", None)
+    return (session.state.sql_mode, tuple(sorted(replayed.items())) if replayed else ())
 
 
 def read_scope(session: Any, bound: Any) -> Scope | None:
@@ -344,10 +362,12 @@ def read_scope(session: Any, bound: Any) -> Scope | None:
     backend = getattr(session, "backend", None)
     if backend is not None and (getattr(backend, "pins", None) or getattr(backend, "session_sets", None)):
         return None
-    scope = cons.scope(session.state.user, plan.tables, session.write_marks)
-    if scope is None:
+    tables = plan.tables
+    if not cons.allowed(session.state.user, tables):
         return None
-    return Scope(scope.floor, _settings_key(session))
+    marks = session.write_marks
+    floor = max((marks.get(t, 0) for t in tables), default=0) if marks else 0
+    return Scope(floor, _settings_key(session))
 
 
 def after_statement(session: Any, plan: Any) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from router import activity
 from router.backend.connection import BackendTarget
-from router.engine.consolidate import NOT_SHARED, Flight, hashable_key, read_scope
+from router.engine.consolidate import NOT_SHARED, Flight, read_scope
 from router.frontend.postgres import messages as M
 from router.frontend.postgres.rawconn import RawConnection, RawPool
 from router.planner.plan import Opcode, Route
@@ -91,6 +91,7 @@ class Passthrough:
         self._rr = itertools.count()
         self.forwarded = 0
         self.generation = 0
+        self._stateful: dict[str, bool] = {}  # fingerprint -> it reads or leaves session state (_SESSION_STATE)
 
     def target(self, handler: Any, sql: str, params: list[Any] | None) -> Any:
         """The shard backend (a ``ShardConfig``) to forward ``sql`` to, or None when the engine must run it."""
@@ -105,14 +106,21 @@ class Passthrough:
         backend = getattr(session, "backend", None)
         if backend is not None and not backend.at_defaults:
             return None  # replayed settings or pinned connections: the engine's pools carry them, these do not
-        if _SESSION_STATE.search(sql):
-            return None
         gateway = self.gateway
         snapshot = gateway.snapshot
         try:
             bound = gateway.planner.plan(sql, session.view(), snapshot, params)
         except ShardgateError:
             return None  # the engine reports it
+        # The fingerprint keeps every function name, so the answer holds for all its statements (a regex search
+        # per statement costs more than the dict lookup).
+        stateful = self._stateful.get(bound.fingerprint)
+        if stateful is None:
+            if len(self._stateful) >= 4096:
+                self._stateful.clear()
+            stateful = self._stateful[bound.fingerprint] = _SESSION_STATE.search(bound.fingerprint) is not None
+        if stateful:
+            return None
         # ACLs and query rules before anything is forwarded (raises when refused); a statement that rules give
         # settings to (row limit, timeout, replica, log) takes the engine, which applies them.
         try:
@@ -191,8 +199,8 @@ class Passthrough:
         if share_key is not None and scope is not None and cons is not None:
             # Consolidation (router.engine.consolidate): the same request bytes to the same server while one is in
             # flight get that one's relayed answer; the leader keeps what it relays for them.
-            key = hashable_key("pt", spec.host, spec.port, spec.database, spec.user, share_key, scope.settings)
-            lead, follow = cons.lead_or_follow(key, scope, None) if key is not None else (None, None)
+            key = ("pt", spec.host, spec.port, spec.database, spec.user, share_key, scope.settings)  # all hashable
+            lead, follow = cons.lead_or_follow(key, scope, None)
             if follow is not None:
                 shared = await cons.wait(follow, None)
                 if shared is not NOT_SHARED:
@@ -282,7 +290,12 @@ class Passthrough:
                 if kind == _E:
                     failed = True
                 if keep is not None:
-                    if keep.lead.grow(0, len(raw)):
+                    if not keep.parts and not keep.lead.waiters:
+                        # The answer starts and nobody joined: stop sharing rather than copy every answer for
+                        # followers that mostly never come (later ones start a flight of their own).
+                        keep.lead.abandon()
+                        keep = None
+                    elif keep.lead.grow(0, len(raw)):
                         keep.parts.append(bytes(raw))
                     else:
                         keep = None  # too large to share: the followers run their own
