@@ -214,7 +214,7 @@ async def _place_rows(prim: Insert, rt: Runtime, env: dict[str, Any] | None, key
         lw = lookups.get(cv.name)
         if lw is not None:
             rows = [([cols[c][r] for c in range(len(cols))], ksids[r]) for r in live]
-            rejected = await create_lookup_rows(rt, lw, keyspace, rows)  # type: ignore[arg-type]
+            rejected = await create_lookup_rows(rt, lw, keyspace, rows, prim.table)  # type: ignore[arg-type]
             dropped.update(live[k] for k in rejected)
             continue
         for r in live:
@@ -437,7 +437,8 @@ async def _apply_change(prim: UpdatePrim, rt: Runtime, keyspace: str, change: An
         return
     if change.lookup is not None:
         await delete_lookup_rows(rt, change.lookup, keyspace, [(old, k) for old, _new, k in old_new])
-        rejected = await create_lookup_rows(rt, change.lookup, keyspace, [(new, k) for _old, new, k in old_new])
+        rejected = await create_lookup_rows(rt, change.lookup, keyspace, [(new, k) for _old, new, k in old_new],
+                                            prim.table)
         if rejected:
             raise RoutingError(f"UPDATE would give lookup vindex {change.lookup.name} a value already taken")
         return

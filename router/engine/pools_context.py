@@ -100,12 +100,14 @@ class PoolContext:
                 yield rows
 
     async def execute(self, target: BackendTarget, sql: str, *, timeout: float | None = None,
-                      params: Sequence[Any] | None = None) -> ResultSet | ExecResult:
+                      params: Sequence[Any] | None = None, order: str = "normal") -> ResultSet | ExecResult:
+        """``order`` (``pre`` | ``normal`` | ``post``): which of the transaction's connections to that shard runs
+        the statement (``router.engine.transaction``, commit order); outside a transaction it does not matter."""
         if self.touched is not None:
             self.touched.add(target)
         tx = self.tx
         if tx is not None:
-            return await tx.execute(target, sql, timeout=timeout, params=params)
+            return await tx.execute(target, sql, timeout=timeout, params=params, order=order)
         async with self.pools.acquire(target.keyspace, target.shard, target.role) as conn:
             return await conn.execute(sql, params, timeout=timeout)
 

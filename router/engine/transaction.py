@@ -18,6 +18,15 @@ one; a second shard joining a transaction that has savepoints is refused (``Tran
 A transaction timeout is enforced by a killer: when it fires, running statements are cancelled on their shards,
 the transaction is rolled back and its connections go back; the next statement (or the COMMIT) of the session
 learns why with ``TransactionError``.
+
+Commit order (Vitess ``CommitOrder``): besides its normal participants, a transaction may hold ``pre`` and
+``post`` ones, each a connection of its own (one per shard and order), used by consistent lookup vindexes
+(``router.engine.lookup_write``): lookup rows created go to ``pre`` connections, committed before the normal ones;
+lookup rows deleted go to ``post`` connections, committed after them. A failure before the owner rows commit can
+then only leave extra (orphan) lookup rows, never an owner row without its lookup row. ``pre``/``post``
+connections do not count as shards of the transaction (``single`` mode, savepoint checks); a savepoint is applied to
+them too, so that rolling back to it undoes their writes as well. In ``twopc`` mode they are branches like the
+others (all prepared before any commits).
 """
 from __future__ import annotations
 
@@ -34,7 +43,9 @@ from router.backend.connection import BackendTarget
 from router.backend.result import ExecResult, ResultSet
 from sharding.errors import QueryCanceledError, ShardgateError, TransactionError
 
-__all__ = ["Characteristics", "Transaction", "TxMode"]
+__all__ = ["ORDERS", "Characteristics", "Transaction", "TxMode"]
+
+ORDERS = ("pre", "normal", "post")
 
 log = logging.getLogger("shardgate.engine.transaction")
 
@@ -93,7 +104,12 @@ class Transaction:
         self.implicit = implicit  # opened by the router for one statement (autocommit DML on several shards)
         self.xid = coordinator.new_xid() if mode is TxMode.TWOPC else None
         self.participants: dict[BackendTarget, _Participant] = {}
+        self.ordered: dict[tuple[str, BackendTarget], _Participant] = {}  # the "pre" and "post" participants
+        # Rows written on pre/post connections, for their writer (``router.engine.lookup_write``): one row must not
+        # be locked from two connections of one transaction, which would wait for each other until COMMIT.
+        self.ordered_rows: dict[tuple[Any, ...], str] = {}
         self._joining: dict[BackendTarget, asyncio.Future[_Participant]] = {}
+        self._joining_ordered: dict[tuple[str, BackendTarget], asyncio.Future[_Participant]] = {}
         self.savepoints: list[str] = []
         self._branches = itertools.count()
         self.killed: str | None = None
@@ -115,9 +131,17 @@ class Transaction:
         if self.finished:
             raise TransactionError("the transaction is over")
 
-    async def participant(self, target: BackendTarget) -> _Participant:
+    def _all(self) -> list[_Participant]:
+        """Every participant in commit order: pre, normal, post."""
+        pre = [p for (o, _t), p in self.ordered.items() if o == "pre"]
+        post = [p for (o, _t), p in self.ordered.items() if o == "post"]
+        return [*pre, *self.participants.values(), *post]
+
+    async def participant(self, target: BackendTarget, order: str = "normal") -> _Participant:
         self._check_open()
         key = target if target.role == "primary" else BackendTarget(target.keyspace, target.shard, "primary")
+        if order != "normal":
+            return await self._ordered_participant(key, order)
         p = self.participants.get(key)
         if p is not None:
             return p
@@ -147,6 +171,36 @@ class Transaction:
         fut.set_result(p)
         return p
 
+    async def _ordered_participant(self, key: BackendTarget, order: str) -> _Participant:
+        if order not in ORDERS:
+            raise TransactionError(f"unknown commit order {order!r}")
+        slot = (order, key)
+        p = self.ordered.get(slot)
+        if p is not None:
+            return p
+        pending = self._joining_ordered.get(slot)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[_Participant] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._joining_ordered[slot] = fut
+        try:
+            p = await self._join(key)
+        except BaseException as exc:
+            if not fut.done():
+                fut.set_exception(exc if isinstance(exc, Exception) else TransactionError("join cancelled"))
+            raise
+        finally:
+            self._joining_ordered.pop(slot, None)
+        if self.finished or self.killed is not None:  # the transaction ended while this one joined
+            with contextlib.suppress(BaseException):
+                await self._rollback_quietly([p])
+                await p.conn.release()
+            self._check_open()
+        self.ordered[slot] = p
+        fut.set_result(p)
+        return p
+
     async def _join(self, key: BackendTarget) -> _Participant:
         conn = await self.pools.acquire(key.keyspace, key.shard, "primary")
         dialect = self.dialect_of(key.keyspace)
@@ -167,8 +221,8 @@ class Transaction:
         return _Participant(key, conn, dialect, branch)
 
     async def execute(self, target: BackendTarget, sql: str, *, timeout: float | None = None,
-                      params: Sequence[Any] | None = None) -> ResultSet | ExecResult:
-        p = await self.participant(target)
+                      params: Sequence[Any] | None = None, order: str = "normal") -> ResultSet | ExecResult:
+        p = await self.participant(target, order)
         async with p.lock:
             self._check_open()
             p.running = True
@@ -199,12 +253,10 @@ class Transaction:
         else:
             index = self.savepoints.index(name)
             del self.savepoints[index + (1 if op == "rollback_to" else 0):]
-        if not parts:
-            return
-        p = parts[0]
         verb = {"savepoint": "SAVEPOINT", "release": "RELEASE SAVEPOINT", "rollback_to": "ROLLBACK TO SAVEPOINT"}[op]
-        async with p.lock:
-            await p.conn.execute(f"{verb} {_quote_savepoint(name, p.dialect)}")
+        for p in [*parts, *self.ordered.values()]:
+            async with p.lock:
+                await p.conn.execute(f"{verb} {_quote_savepoint(name, p.dialect)}")
 
     # --- the end -------------------------------------------------------------------------------------------------
     async def commit(self) -> list[str]:
@@ -212,22 +264,52 @@ class Transaction:
         self._check_open()
         self._stop_killer()
         self.finished = True
-        parts = list(self.participants.values())
+        parts = self._all()
         try:
             if not parts:
                 return []
             if len(parts) == 1:
                 await parts[0].conn.commit()
                 return []
-            if self.mode is TxMode.TWOPC:
+            if self.mode is TxMode.TWOPC:  # every branch is prepared before any commits: the order holds
                 return list(await self.coordinator.commit(
                     self.xid, [(p.target, p.branch, p.conn) for p in parts]))
-            return await self._commit_one_by_one(parts)
+            return await self._commit_in_order()
         except BaseException:
             await self._rollback_quietly(parts)
             raise
         finally:
             await self._release(parts)
+
+    async def _commit_in_order(self) -> list[str]:
+        """pre, then normal, then post. A pre failure fails the COMMIT (nothing of the client's rows committed;
+        pre ones already committed are orphan lookup rows); a post failure only leaves orphan lookup rows (a
+        warning), as does a partial normal commit (its post ones roll back: which owner rows committed is known
+        per shard only)."""
+        pre = [p for (o, _t), p in self.ordered.items() if o == "pre"]
+        post = [p for (o, _t), p in self.ordered.items() if o == "post"]
+        normal = list(self.participants.values())
+        for i, p in enumerate(pre):
+            try:
+                await p.conn.commit()
+            except ShardgateError as exc:
+                await self._rollback_quietly([*pre[i + 1:], *normal, *post])
+                exc.message = f"commit failed on {p.target.shard_name} (lookup rows; nothing was committed): " \
+                              f"{exc.message}"
+                exc.args = (exc.message,)
+                raise
+        warnings = await self._commit_one_by_one(normal)
+        if warnings:
+            await self._rollback_quietly(post)
+            return warnings
+        for i, p in enumerate(post):
+            try:
+                await p.conn.commit()
+            except ShardgateError as exc:
+                await self._rollback_quietly(post[i + 1:])
+                return [f"the transaction committed, but removing old lookup rows failed on {p.target.shard_name} "
+                        f"({exc.message}); they remain as orphan lookup rows"]
+        return warnings
 
     async def _commit_one_by_one(self, parts: Sequence[_Participant]) -> list[str]:
         committed: list[str] = []
@@ -252,7 +334,7 @@ class Transaction:
         if self.finished:
             return
         self.finished = True
-        parts = list(self.participants.values())
+        parts = self._all()
         try:
             await self._rollback_quietly(parts)
         finally:
@@ -273,6 +355,7 @@ class Transaction:
     async def _release(self, parts: Sequence[_Participant]) -> None:
         await asyncio.gather(*(p.conn.release() for p in parts), return_exceptions=True)
         self.participants.clear()
+        self.ordered.clear()
 
     # --- the killer ----------------------------------------------------------------------------------------------
     def _stop_killer(self) -> None:
@@ -288,7 +371,7 @@ class Transaction:
         self._kill_task = asyncio.get_running_loop().create_task(self._kill(), name="shardgate-tx-killer")
 
     async def _kill(self) -> None:
-        parts = list(self.participants.values())
+        parts = self._all()
         await asyncio.gather(*(p.conn.cancel() for p in parts if p.running), return_exceptions=True)
         self.finished = True
 

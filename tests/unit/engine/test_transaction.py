@@ -266,3 +266,111 @@ async def test_the_killer_rolls_back_a_transaction_past_its_timeout() -> None:
     assert "cancel customer/-80" in pools.log and "rollback customer/-80" in pools.log
     with pytest.raises(TransactionError, match="timeout"):
         await t.commit()
+
+
+# --- commit order (consistent lookup vindexes) ---------------------------------------------------------------
+L = BackendTarget("commerce", "0")
+
+
+def _ends(log: list[str]) -> list[str]:
+    return [line for line in log if line.split()[0] in ("commit", "rollback", "begin")]
+
+
+async def test_pre_commits_before_normal_and_post_after() -> None:
+    pools = FakePools()
+    t = tx(pools)
+    await t.execute(L, "INSERT lookup", order="pre")
+    await t.execute(A, "INSERT owner")
+    await t.execute(L, "DELETE lookup", order="post")
+    assert t.shards == ["customer/-80"]  # pre/post connections are not shards of the transaction
+    assert await t.commit() == []
+    assert _ends(pools.log) == ["begin commerce/0", "begin customer/-80", "begin commerce/0",  # two connections
+                                "commit commerce/0", "commit customer/-80", "commit commerce/0"]
+
+
+async def test_owner_commit_failing_after_pre_fails_and_rolls_post_back() -> None:
+    pools = FakePools()
+    pools.fail[("commit", A)] = BackendError("owner shard failed")
+    t = tx(pools)
+    await t.execute(L, "INSERT lookup", order="pre")
+    await t.execute(A, "INSERT owner")
+    await t.execute(B, "DELETE owner")
+    await t.execute(L, "DELETE lookup", order="post")
+    with pytest.raises(BackendError, match="nothing was committed"):
+        await t.commit()
+    # The lookup row committed first (an orphan at worst); the post connection never commits.
+    ends = _ends(pools.log)[4:]
+    assert ends[:2] == ["commit commerce/0", "commit customer/-80"]
+    assert {"rollback customer/80-", "rollback commerce/0"} <= set(ends[2:])
+    assert ends.count("commit commerce/0") == 1
+
+
+async def test_pre_commit_failing_commits_nothing_else() -> None:
+    pools = FakePools()
+    pools.fail[("commit", L)] = BackendUnavailableError("lost")
+    t = tx(pools)
+    await t.execute(L, "INSERT lookup", order="pre")
+    await t.execute(A, "INSERT owner")
+    with pytest.raises(BackendUnavailableError, match="lookup rows; nothing was committed"):
+        await t.commit()
+    assert "commit customer/-80" not in pools.log and "rollback customer/-80" in pools.log
+
+
+async def test_post_commit_failing_is_a_warning() -> None:
+    pools = FakePools()
+    t = tx(pools)
+    await t.execute(A, "DELETE owner")
+    await t.execute(L, "DELETE lookup", order="post")
+    pools.fail[("commit", L)] = BackendUnavailableError("lost")
+    warnings = await t.commit()
+    assert len(warnings) == 1 and "orphan lookup rows" in warnings[0] and "commerce/0" in warnings[0]
+    assert "commit customer/-80" in pools.log
+
+
+async def test_partial_owner_commit_rolls_post_back() -> None:
+    pools = FakePools()
+    pools.fail[("commit", B)] = BackendUnavailableError("lost")
+    t = tx(pools)
+    await t.execute(A, "DELETE owner")
+    await t.execute(B, "DELETE owner")
+    await t.execute(L, "DELETE lookup", order="post")
+    warnings = await t.commit()
+    assert warnings[0].startswith("partial commit")
+    assert "rollback commerce/0" in pools.log and "commit commerce/0" not in pools.log  # orphans, never less
+
+
+async def test_single_mode_allows_pre_and_post_on_other_shards() -> None:
+    pools = FakePools()
+    t = tx(pools, TxMode.SINGLE)
+    await t.execute(L, "INSERT lookup", order="pre")
+    await t.execute(A, "INSERT owner")
+    await t.execute(L, "DELETE lookup", order="post")
+    assert await t.commit() == []
+    assert "commit commerce/0" in pools.log
+
+
+async def test_rollback_and_savepoints_reach_pre_and_post() -> None:
+    pools = FakePools()
+    t = tx(pools)
+    await t.execute(A, "INSERT owner")
+    await t.savepoint("savepoint", "s1")
+    await t.execute(L, "INSERT lookup", order="pre")  # joins after s1: s1 is replayed on it
+    await t.savepoint("rollback_to", "s1")
+    assert 'execute SAVEPOINT "s1" on commerce/0' in pools.log
+    assert 'execute ROLLBACK TO SAVEPOINT "s1" on commerce/0' in pools.log
+    await t.rollback()
+    assert sorted(line for line in pools.log if line.startswith("rollback")) == ["rollback commerce/0",
+                                                                                 "rollback customer/-80"]
+
+
+async def test_two_phase_commit_prepares_pre_and_post_too(tmp_path) -> None:
+    pools = FakePools()
+    t = tx(pools, TxMode.TWOPC, coordinator=TwoPhaseCoordinator(tmp_path, "r1"))
+    await t.execute(L, "INSERT lookup", order="pre")
+    await t.execute(A, "INSERT owner")
+    await t.execute(L, "DELETE lookup", order="post")
+    assert await t.commit() == []
+    prepares = [line for line in pools.log if line.startswith("prepare")]
+    commits = [line for line in pools.log if line.startswith("commit_prepared")]
+    assert len(prepares) == 3 and len(commits) == 3
+    assert pools.log.index(prepares[-1]) < pools.log.index(commits[0])  # every branch prepared before any commits
