@@ -510,6 +510,21 @@ class SessionBackend:
         await self._drop_reason("session_variable")
         await self.sync_held()
 
+    async def discard(self, what: str) -> None:
+        """PostgreSQL ``DISCARD TEMP`` / ``ALL`` (outside a transaction): TEMP drops the temporary tables of the
+        pinned connections and their pins; ALL also gives every pinned connection back (its pool resets it:
+        temporary tables, locks, LISTEN, prepared statements go with it), as the server would drop them."""
+        if what == "ALL":
+            await self.reset_all()
+            await self.close()
+            return
+        if what in ("TEMP", "TEMPORARY"):
+            for target, pin in list(self.pins.items()):
+                if "temporary_table" in pin.reasons and not pin.in_use \
+                        and self._backend_dialect(target.keyspace) == "postgres":
+                    await pin.conn.execute("DISCARD TEMP")
+            await self._drop_reason("temporary_table")
+
     async def close(self) -> None:
         """The session ended: every pinned connection goes back (reset by its pool before anyone reuses it)."""
         pins, self.pins = self.pins, {}

@@ -447,6 +447,23 @@ async def test_pg_pins_temporary_tables_locks_and_unknown_variables(pg_cluster: 
         with pytest.raises(asyncpg.UndefinedTableError):
             await b.fetchval("SELECT count(*) FROM scratch")  # reset: the temporary table went with it
         assert await b.fetchval("SELECT pg_try_advisory_lock(4242)")  # and the lock
+        # DISCARD TEMP drops the temporary tables and their pin; DISCARD ALL gives every pinned connection back.
+        await b.execute("SELECT pg_advisory_unlock_all()")  # b holds nothing now (others[0] keeps its pin)
+        held = _in_use(router.gateway, "commerce/0/primary")
+        await b.execute("CREATE TEMPORARY TABLE scratch2 (v int)")
+        assert _in_use(router.gateway, "commerce/0/primary") == held + 1
+        await b.execute("DISCARD TEMP")
+        assert _in_use(router.gateway, "commerce/0/primary") == held
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await b.fetchval("SELECT count(*) FROM scratch2")
+        await b.execute("CREATE TEMPORARY TABLE scratch3 (v int)")
+        await b.execute("SELECT pg_advisory_lock(4244)")
+        assert _in_use(router.gateway, "commerce/0/primary") == held + 1
+        await b.execute("DISCARD ALL")
+        assert _in_use(router.gateway, "commerce/0/primary") == held
+        assert await others[1].fetchval("SELECT pg_try_advisory_lock(4244)")  # the lock went with the reset
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await b.fetchval("SELECT count(*) FROM scratch3")
         await b.close()
         for o in others:
             await o.close()

@@ -163,6 +163,9 @@ class SessionSettings:
                 if name in ("application_name", "TimeZone", "client_encoding", "DateStyle"):
                     self._apply_param(name, self.defaults[name])
             await self.session.execute("RESET ALL")
+        backend = getattr(self.session, "backend", None)
+        if info.second in ("ALL", "TEMP", "TEMPORARY") and backend is not None and not self.session.in_transaction:
+            await backend.discard(info.second)  # pinned shard connections drop what the statement names
         return DoneRun(info.tag)
 
     def _deallocate(self, info: Info) -> Running:
