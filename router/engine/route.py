@@ -149,27 +149,6 @@ def param_cast(v: Any) -> str | None:
     if isinstance(v, uuid.UUID):
         return "uuid"
     return None
-    if isinstance(v, bool):
-        return "::boolean"
-    if isinstance(v, int):
-        return "::int4" if v in _INT4 else "::int8" if v in _INT8 else "::numeric"
-    if isinstance(v, Decimal):
-        return "::numeric"
-    if isinstance(v, float):
-        return "::float8"
-    if isinstance(v, dt.datetime):
-        return "::timestamptz" if v.tzinfo is not None else "::timestamp"
-    if isinstance(v, dt.date):
-        return "::date"
-    if isinstance(v, dt.time):
-        return "::time"
-    if isinstance(v, dt.timedelta):
-        return "::interval"
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return "::bytea"
-    if isinstance(v, uuid.UUID):
-        return "::uuid"
-    return ""
 
 
 class RouteSource(Source):

@@ -6,7 +6,7 @@ does the read (``VindexLookup``), then calls ``shards_for_destinations``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -14,7 +14,7 @@ from router.planner.plan import Opcode, RoutingParams
 from router.planner.routing import multicolumn_rows
 from router.planner.values import evaluate
 from sharding.destination import ALL_SHARDS, NO_SHARD, Destination, KeyRangeDest, KeyspaceId
-from sharding.errors import RoutingError
+from sharding.errors import RoutingError, ShardgateError
 from sharding.keyrange import KeyRange
 from sharding.snapshot import ClusterSnapshot, Shard
 from sharding.vindexes.base import FunctionalVindex, Lookup, MultiColumn, Prefixable, Sequential, SingleColumn
@@ -166,3 +166,22 @@ def group_by_shard(snapshot: ClusterSnapshot, keyspace: str, items: Sequence[Any
     if not keep_values:
         return ResolvedRoute(shards)
     return ResolvedRoute(shards, tuple(tuple(per_shard[n][1]) for n in names))
+
+
+def single_shard(routing: RoutingParams, binds: Sequence[Any], snapshot: ClusterSnapshot,
+                 turn: Iterator[int]) -> Shard | None:
+    """The one shard a read of ``routing`` goes to without asking a lookup table: its only shard, or one of an
+    "any shard will do" route (``turn``: a round-robin counter); None otherwise (the single-shard fast paths of
+    the frontends then leave the statement to the engine)."""
+    try:
+        resolved = resolve_route(routing, binds, snapshot)
+    except ShardgateError:
+        return None
+    if isinstance(resolved, NeedsLookup) or not resolved.shards:
+        return None
+    shards = resolved.shards
+    if len(shards) == 1:
+        return shards[0]
+    if resolved.any_one:
+        return shards[next(turn) % len(shards)]
+    return None

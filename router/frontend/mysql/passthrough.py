@@ -42,7 +42,7 @@ from router.engine.consolidate import read_scope
 from router.frontend.mysql.binary import encode_param, param_type_of
 from router.frontend.mysql.rawconn import MAX_CHUNK, RawConnection, RawPool, error_of, open_raw, read_lenenc
 from router.planner.plan import Opcode, Route
-from router.planner.resolve import NeedsLookup, resolve_route
+from router.planner.resolve import single_shard
 from sharding.db import TLSMode
 from sharding.errors import BackendUnavailableError, PermissionDeniedError, ShardgateError
 
@@ -142,18 +142,8 @@ class Passthrough:
         keyspace = routing.keyspace.name
         if routing.opcode not in _OPS or gateway.backend_dialect(keyspace) != "mysql":
             return None
-        try:
-            resolved = resolve_route(routing, bound.binds, snapshot)
-        except ShardgateError:
-            return None
-        if isinstance(resolved, NeedsLookup) or not resolved.shards:
-            return None
-        shards = resolved.shards
-        if len(shards) == 1:
-            shard = shards[0]
-        elif resolved.any_one:
-            shard = shards[next(self._rr) % len(shards)]
-        else:
+        shard = single_shard(routing, bound.binds, snapshot, self._rr)
+        if shard is None:
             return None
         found = self._specs.get(id(shard))
         if found is None or found[0] is not shard:

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from router.frontend.rawproto import ByteBufferProtocol
 from sharding.errors import AuthenticationError, BackendUnavailableError
 
 __all__ = ["PreparedOnShard", "RawConnection", "RawPool", "open_raw"]
@@ -113,17 +114,12 @@ class PreparedOnShard:
     num_columns: int
 
 
-class RawConnection(asyncio.Protocol):
+class RawConnection(ByteBufferProtocol):
     """One shard connection; ``read_payloads()`` returns the payloads of whole wire frames."""
 
     def __init__(self) -> None:
-        self.transport: Any = None
-        self.buf = bytearray()
-        self._waiter: asyncio.Future[None] | None = None
-        self.closed = False
-        self.broken = False
+        super().__init__()
         self.thread_id = 0
-        self.address: tuple[str, int] = ("", 0)
         self.server_version = ""
         self.capabilities = 0  # what both sides agreed on
         self.status = 0
@@ -136,22 +132,6 @@ class RawConnection(asyncio.Protocol):
     @property
     def deprecate_eof(self) -> bool:
         return bool(self.capabilities & DEPRECATE_EOF)
-
-    # --- asyncio.Protocol ----------------------------------------------------------------------------------------
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        w, self._waiter = self._waiter, None
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        w, self._waiter = self._waiter, None
-        if w is not None and not w.done():
-            w.set_result(None)
 
     # --- I/O -------------------------------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:

@@ -32,7 +32,7 @@ from router.engine.consolidate import NOT_SHARED, Flight, read_scope
 from router.frontend.postgres import messages as M
 from router.frontend.postgres.rawconn import RawConnection, RawPool
 from router.planner.plan import Opcode, Route
-from router.planner.resolve import NeedsLookup, resolve_route
+from router.planner.resolve import single_shard
 from sharding.db import TLSMode
 from sharding.errors import BackendError, BackendUnavailableError, PermissionDeniedError, ShardgateError
 
@@ -134,18 +134,8 @@ class Passthrough:
         routing = root.routing
         if routing.opcode not in _OPS or gateway.backend_dialect(routing.keyspace.name) != "postgres":
             return None
-        try:
-            resolved = resolve_route(routing, bound.binds, snapshot)
-        except ShardgateError:
-            return None
-        if isinstance(resolved, NeedsLookup) or not resolved.shards:
-            return None
-        shards = resolved.shards
-        if len(shards) == 1:
-            shard = shards[0]
-        elif resolved.any_one:
-            shard = shards[next(self._rr) % len(shards)]
-        else:
+        shard = single_shard(routing, bound.binds, snapshot, self._rr)
+        if shard is None:
             return None
         spec = shard.backends.get("primary")
         if spec is None or isinstance(spec, (list, tuple)) or getattr(spec, "tls_mode", TLSMode.DISABLE) \

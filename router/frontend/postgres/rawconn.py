@@ -26,6 +26,7 @@ import struct
 from typing import Any
 
 from router.frontend.postgres import messages as M
+from router.frontend.rawproto import ByteBufferProtocol
 from sharding.errors import AuthenticationError, BackendUnavailableError
 
 __all__ = ["RawConnection", "RawPool", "open_raw"]
@@ -35,19 +36,14 @@ SESSION = {"DateStyle": "ISO, MDY", "IntervalStyle": "postgres", "TimeZone": "UT
            "client_encoding": "UTF8", "application_name": "shardgate"}
 
 
-class RawConnection(asyncio.Protocol):
+class RawConnection(ByteBufferProtocol):
     """One shard connection; ``read_batch()`` returns whole backend messages as ``(type, raw bytes)``."""
 
     def __init__(self) -> None:
-        self.transport: Any = None
-        self.buf = bytearray()
+        super().__init__()
         self.pos = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self.closed = False
-        self.broken = False
         self.pid = 0
         self.key = 0
-        self.address: tuple[str, int] = ("", 0)
         # statements prepared on this connection by the fast path: (text, parameter types) -> name, oldest first
         self.statements: collections.OrderedDict[tuple[str, tuple[int, ...]], bytes] = collections.OrderedDict()
         self.generation = 0  # the schema generation the statements were prepared in
@@ -82,21 +78,6 @@ class RawConnection(asyncio.Protocol):
         name = self.statements.pop((sql, types), None)
         if name is not None:
             self._forgotten.append(name)  # closed (whether it exists or not) before the next statement
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        w, self._waiter = self._waiter, None
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        w, self._waiter = self._waiter, None
-        if w is not None and not w.done():
-            w.set_result(None)
 
     def send(self, data: bytes) -> None:
         self.transport.write(data)
